@@ -16,6 +16,8 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from controlroom.settings import IngestSettings
+from controlroom.storage.store import Batch, StorageError, Store
 from edge.contract import (
     CommandAck,
     ContractError,
@@ -26,8 +28,6 @@ from edge.contract import (
     TrafficTelemetry,
     decode,
 )
-from controlroom.settings import IngestSettings
-from controlroom.storage.store import Batch, StorageError, Store
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge.contract import (
     CONTROLROOM_SUBSCRIPTIONS,
@@ -81,6 +81,7 @@ class ControlRoomLink:
         self._client.will_set(controlroom_state_topic(), self._state("offline"), qos=1, retain=True)
         self.connected = threading.Event()
         self._was_connected = False
+        self._stopping = False
 
     def _state(self, status: str) -> bytes:
         return encode(ControlRoomState(ts=utc_now(), status=status, epoch=self.epoch))
@@ -94,6 +95,7 @@ class ControlRoomLink:
         self._client.loop_start()
 
     def stop(self) -> None:
+        self._stopping = True
         if self._client.is_connected():
             info = self._client.publish(controlroom_state_topic(), self._state("offline"), qos=1, retain=True)
             info.wait_for_publish(timeout=2)
@@ -127,7 +129,7 @@ class ControlRoomLink:
 
     def _disconnected(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                       properties: Any) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self._stopping:
             log.warning("lost the MQTT broker %s (%s); reconnecting with back-off", self._endpoint.url, reason)
         self.connected.clear()
 

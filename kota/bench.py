@@ -47,7 +47,8 @@ def _publisher(url: str, intersections: int, detectors: int, rate_hz: float, dur
     client.loop_start()
     rng = np.random.default_rng(1)
     topics = [telemetry_topic(f"bx-{i:05d}") for i in range(intersections)]
-    edges = [f"bench-edge-{i // 8:04d}" for i in range(intersections)]  # 8 intersections per edge
+    edge_of = [i // 8 for i in range(intersections)]  # 8 intersections per edge, one seq per edge
+    edges = [f"bench-edge-{e:04d}" for e in edge_of]
     occ = ",".join(f"{x:.1f}" for x in rng.uniform(0, 60, detectors))
     faults = ",".join(["false"] * detectors)
     template = ('{"v":1,"ts":"%s","edge_id":"%s","epoch":1,"seq":%d,"intersection_id":"bx-%05d",'
@@ -57,7 +58,7 @@ def _publisher(url: str, intersections: int, detectors: int, rate_hz: float, dur
     ready.set()
     per_s = intersections * rate_hz
     start = time.monotonic()
-    seq = [0] * intersections
+    seq = [0] * (edge_of[-1] + 1)
     n = 0
     i = 0
     while True:
@@ -67,8 +68,9 @@ def _publisher(url: str, intersections: int, detectors: int, rate_hz: float, dur
         due = int(elapsed * per_s)
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         while n < due:
-            seq[i] += 1
-            client.publish(topics[i], (template % (now, edges[i], seq[i], i, counts)).encode(), qos=0)
+            e = edge_of[i]
+            seq[e] += 1
+            client.publish(topics[i], (template % (now, edges[i], seq[e], i, counts)).encode(), qos=0)
             n += 1
             i = (i + 1) % intersections
         time.sleep(0.02)
@@ -104,21 +106,14 @@ def run_through_broker(broker_url: str, db_url: str, *, intersections: int, dete
     pool = open_pool(db_url, 1, 2, name=f"bench-{label}")
     store = Store(pool)
     ingest = Ingest(IngestSettings(batch_max=5000, flush_interval_ms=100, queue_max=2_000_000), store)
-    lags: list[float] = []
-    stored_after_warmup = [0, 0]  # messages, detector rows
-    t0 = time.monotonic()
-    warm = t0 + WARMUP_S
+    # (payload ts, lag) of every stored telemetry message; the window is applied at the end
+    stored: list[tuple[float, float]] = []
     lock = threading.Lock()
 
     def on_stored(batch: Batch, received_at: list[float]) -> None:
-        now = datetime.now(UTC)
-        if time.monotonic() < warm:
-            return
+        now = time.time()
         with lock:
-            for t in batch.telemetry:
-                lags.append((now - t.ts) / timedelta(seconds=1))
-            stored_after_warmup[0] += len(batch.telemetry)
-            stored_after_warmup[1] += sum(len(t.det_count) for t in batch.telemetry)
+            stored.extend((t.ts.timestamp(), now - t.ts.timestamp()) for t in batch.telemetry)
 
     ingest.on_stored = on_stored
     link = ControlRoomLink(MqttEndpoint(url=broker_url), f"kota-bench-{label}-{os.getpid()}",
@@ -137,7 +132,7 @@ def run_through_broker(broker_url: str, db_url: str, *, intersections: int, dete
     ready.wait(30)
     print(f"[{label}] publishing {intersections} intersections × {rate_hz:g} Hz × {detectors} "
           f"detectors for {duration_s:g} s…", flush=True)
-    warm = time.monotonic() + WARMUP_S
+    warm_wall = time.time() + WARMUP_S
     start = time.monotonic()
     next_report = start + 5
     while proc.is_alive():
@@ -147,18 +142,22 @@ def run_through_broker(broker_url: str, db_url: str, *, intersections: int, dete
                   f"backlog {ingest.backlog()}", flush=True)
             next_report += 5
     publish_end = time.monotonic()
+    end_wall = time.time() - 0.6  # the publisher lingers 0.5 s after its last message
     # Let the backlog drain (bounded), so lag reflects every stored message.
     drain_deadline = publish_end + 15
     while time.monotonic() < drain_deadline and (ingest.backlog() or ingest.stats.received < sent.value):
         time.sleep(0.1)
-    window = publish_end - warm
     link.stop()
     ingest.stop()
     pool.close()
     with lock:
-        arr = np.asarray(lags) if lags else np.asarray([float("nan")])
-        msgs = stored_after_warmup[0]
-        rows = stored_after_warmup[1]
+        data = np.asarray(stored) if stored else np.zeros((0, 2))
+    # Messages published inside the window and stored: the rate that went all the way through.
+    in_window = data[(data[:, 0] >= warm_wall) & (data[:, 0] < end_wall)]
+    window = end_wall - warm_wall
+    msgs = len(in_window)
+    rows = msgs * detectors
+    arr = in_window[:, 1] if msgs else np.asarray([float("nan")])
     return {
         "broker": label,
         "offered_msgs_per_s": round(intersections * rate_hz, 1),

@@ -1,0 +1,1 @@
+"""Versioned SQL migrations, applied in name order by controlroom.storage.migrate."""
