@@ -1,0 +1,65 @@
+"""`kota demo` as a new user runs it: live values on the page within 15 s, clean Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_shows_live_values_within_15_s_and_stops_cleanly(tmp_path: Path) -> None:
+    http_port, broker_port, pg_port = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "XDG_DATA_HOME": str(tmp_path),
+        "KOTA_BROKER__PORT": str(broker_port),
+        "KOTA_CONTROLROOM__MQTT__URL": f"mqtt://127.0.0.1:{broker_port}",
+        "KOTA_EDGE__MQTT__URL": f"mqtt://127.0.0.1:{broker_port}",
+        "KOTA_DATABASE__EMBEDDED__PORT": str(pg_port),
+        "KOTA_CONTROLROOM__HTTP_PORT": str(http_port),
+    }
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "kota", "demo"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{http_port}"
+    live: list[dict] = []
+    try:
+        while time.monotonic() - started < 15:
+            try:
+                rows = httpx.get(f"{base}/api/intersections", timeout=2).json()
+            except httpx.HTTPError:
+                rows = []
+            live = [r for r in rows if r["online"] and r["det_count"]]
+            if len(live) == 3:
+                break
+            time.sleep(0.25)
+        assert len(live) == 3, f"demo showed {live} after 15 s"
+        assert {r["intersection_id"] for r in live} == {"simpang-tugu", "simpang-pasar", "simpang-alun-alun"}
+        page = httpx.get(base + "/", timeout=2).text
+        assert "Simpang" in page
+        first = {r["intersection_id"]: r["last_ts"] for r in live}
+        time.sleep(2.5)
+        later = {r["intersection_id"]: r["last_ts"] for r in httpx.get(f"{base}/api/intersections").json()}
+        assert all(later[i] > first[i] for i in first), "values are not live"
+        edges = httpx.get(f"{base}/api/edges", timeout=2).json()
+        assert edges[0]["online"] and len(edges[0]["inventory"]) == 3
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "demo stopped." in out
+    # no orphan: the embedded PostgreSQL the demo started is stopped, the ports are free again
+    assert not (tmp_path / "kotapintar" / "postgres" / "postmaster.pid").exists(), out
+    for port in (http_port, broker_port, pg_port):
+        with __import__("socket").socket() as s:
+            s.bind(("127.0.0.1", port))
