@@ -8,7 +8,9 @@ be there (the tests fail otherwise); elsewhere they are skipped when absent.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,14 +52,17 @@ def _system_or_skip(name: str, host: str, port: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def embedded_pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def embedded_pg_server() -> Iterator[str]:
     from controlroom.storage.embedded import EmbeddedPostgres
 
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", port=free_port(),
-                              database="postgres")
+    # Not under pytest's tmp_path: a second pytest session resets that tree to 0700, which the
+    # server's own user (as root: embedded_postgres) then cannot traverse.
+    root = Path(tempfile.mkdtemp(prefix="kota-test-pg-"))
+    server = EmbeddedPostgres(root / "data", port=free_port(), database="postgres")
     url = server.start()
     yield url
     server.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(params=["embedded", pytest.param("system", marks=pytest.mark.system)])
@@ -101,3 +106,11 @@ def mqtt_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def scratch_dir() -> Iterator[Path]:
+    """A folder outside pytest's tmp tree, for data an embedded PostgreSQL must reach as its user."""
+    root = Path(tempfile.mkdtemp(prefix="kota-test-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)

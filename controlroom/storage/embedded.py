@@ -41,6 +41,8 @@ SERVER_USER_UNDER_ROOT = "embedded_postgres"
 _SOCKET_PATH_MAX_BYTES = 103
 _LOG_TAIL_LINES = 25
 _LOG_TAIL_MAX_BYTES = 64 * 1024
+# pg_ctl runs the server through `/bin/sh -c` with paths in double quotes, where these stay special.
+_SHELL_UNSAFE = ('"', "$", "`", "\\")
 _PORT_IN_USE_MARKERS = ("could not bind IPv4 address", "Address already in use")
 
 
@@ -100,6 +102,11 @@ class EmbeddedPostgres:
         if not database or len(database.encode()) > 63:
             raise ValueError("database name must be 1..63 bytes long")
         self.data_dir = Path(data_dir).expanduser().absolute()
+        if any(c in _SHELL_UNSAFE for c in str(self.data_dir)):
+            raise EmbeddedPostgresError(
+                f"data dir {self.data_dir} contains one of {' '.join(_SHELL_UNSAFE)}, which pg_ctl "
+                "cannot pass through /bin/sh; choose another [database.embedded] data_dir"
+            )
         self.port = port
         self.database = database
         self.log_file = self.data_dir / "log" / "postgres.log"
@@ -135,11 +142,14 @@ class EmbeddedPostgres:
                      current.pid, self.url, self.data_dir)
             return self.url
 
+        if (self.data_dir / "PG_VERSION").exists():
+            self._check_major_version()
         user = self._server_user(create=True)
         self._prepare_data_dir(user, deadline)
-        self._remove_dead_pid_file()
+        socket_dir = self._socket_dir(user)
+        self._remove_dead_locks(socket_dir)
         self._check_port_free()
-        launched = self._pg_ctl_start(user, deadline)
+        launched = self._pg_ctl_start(user, socket_dir, deadline)
         self._launched = self._launched or launched
         self._ensure_database(deadline)
         log.info("embedded PostgreSQL %s: %s, data dir %s",
@@ -166,6 +176,9 @@ class EmbeddedPostgres:
                 f"and see {self.log_file}"
             )
         self._launched = False
+        short = self._short_socket_dir()
+        if short is not None and short.is_dir() and not any(short.iterdir()):
+            short.rmdir()  # the server removed its socket and lock; leave /tmp as found
         log.info("embedded PostgreSQL stopped (data dir %s)", self.data_dir)
         return True
 
@@ -209,7 +222,13 @@ class EmbeddedPostgres:
                     f"{self.data_dir} is owned by root, and PostgreSQL refuses to run as root; "
                     f"give it to the server user: chown -R {SERVER_USER_UNDER_ROOT}: {self.data_dir}"
                 )
-            entry = pwd.getpwuid(owner)
+            try:
+                entry = pwd.getpwuid(owner)
+            except KeyError:
+                raise EmbeddedPostgresError(
+                    f"{self.data_dir} is owned by uid {owner}, which has no user on this system; "
+                    f"chown -R {SERVER_USER_UNDER_ROOT}: {self.data_dir}"
+                ) from None
             return _ServerUser(name=entry.pw_name, uid=entry.pw_uid, gid=entry.pw_gid)
         try:
             entry = pwd.getpwnam(SERVER_USER_UNDER_ROOT)
@@ -228,7 +247,6 @@ class EmbeddedPostgres:
         if user.uid is not None:
             if not initialised:
                 os.chown(self.data_dir, user.uid, user.gid if user.gid is not None else -1)
-            _make_ancestors_traversable(self.data_dir, user.name)
             _make_install_readable(self._bin_dir().parent, user.name)
         else:
             owner = self.data_dir.stat().st_uid
@@ -239,9 +257,7 @@ class EmbeddedPostgres:
                     "[database.embedded] data_dir at a directory of yours"
                 )
 
-        if initialised:
-            self._check_major_version()
-        else:
+        if not initialised:
             self._initdb(user, deadline)
 
         if not self.log_file.parent.exists():
@@ -285,16 +301,19 @@ class EmbeddedPostgres:
                 "empty directory"
             )
 
-    def _remove_dead_pid_file(self) -> None:
-        """Drop postmaster.pid when its process is certainly gone or a zombie.
+    def _remove_dead_locks(self, socket_dir: Path) -> None:
+        """Drop postmaster.pid and the socket's lock file when their process is certainly gone
+        or a zombie.
 
-        PostgreSQL ignores a stale file whose pid is free, but refuses one whose pid is a
-        zombie (PID 1 of many containers does not reap) or was reused by another process.
+        PostgreSQL ignores a lock whose pid is free, but refuses one whose pid is a zombie
+        (a kill -9'd postmaster whose parent, PID 1 in many containers, has not reaped it yet)
+        or was reused by another process.
         """
-        pid_file = self._read_pid_file()
-        if pid_file is not None and not _postmaster_alive(pid_file.pid):
-            log.info("removing stale postmaster.pid of pid %d in %s", pid_file.pid, self.data_dir)
-            (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
+        for lock in (self.data_dir / "postmaster.pid", socket_dir / f".s.PGSQL.{self.port}.lock"):
+            pid = _lock_pid(lock)
+            if pid is not None and not _postmaster_alive(pid):
+                log.info("removing %s, left by pid %d which is dead", lock, pid)
+                lock.unlink(missing_ok=True)
 
     def _check_port_free(self) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -309,38 +328,42 @@ class EmbeddedPostgres:
 
     def _port_in_use(self) -> EmbeddedPostgresError:
         return EmbeddedPostgresError(
-            f"port {self.port} on {HOST} is already in use by another program, so the embedded "
-            "PostgreSQL cannot listen on it; stop that program, or choose another port with "
+            f"port {HOST}:{self.port} is in use by another program, so the embedded PostgreSQL "
+            "cannot listen on it; stop that program, or choose another port with "
             "[database.embedded] port in the config file or KOTA_DATABASE__EMBEDDED__PORT"
         )
 
     def _socket_dir(self, user: _ServerUser) -> Path:
         """The data dir itself, or a private directory under the temp dir when its path is too
         long for a Unix socket name."""
-        if len(os.fsencode(self.data_dir / f".s.PGSQL.{self.port}")) <= _SOCKET_PATH_MAX_BYTES:
+        short = self._short_socket_dir()
+        if short is None:
             return self.data_dir
-        digest = hashlib.sha256(os.fsencode(self.data_dir)).hexdigest()[:12]
-        short = Path(tempfile.gettempdir()) / f"kota-pg-{digest}"
         short.mkdir(mode=0o700, exist_ok=True)
         owner = short.lstat().st_uid
         uid = os.getuid() if user.uid is None else user.uid
-        if user.uid is not None and owner == 0:
-            os.chown(short, user.uid, user.gid if user.gid is not None else -1)
-        elif owner != uid or short.is_symlink():
+        if short.is_symlink() or owner not in {uid, os.getuid()}:
             # Someone else's directory in a shared /tmp: using it would let them intercept.
             raise EmbeddedPostgresError(
                 f"socket directory {short} belongs to another user; remove it, or shorten "
                 "[database.embedded] data_dir so the socket fits inside it"
             )
+        if owner != uid:  # made just now by root, for the server user
+            os.chown(short, uid, user.gid if user.gid is not None else -1)
         short.chmod(0o700)
         return short
 
+    def _short_socket_dir(self) -> Path | None:
+        if len(os.fsencode(self.data_dir / f".s.PGSQL.{self.port}")) <= _SOCKET_PATH_MAX_BYTES:
+            return None
+        digest = hashlib.sha256(os.fsencode(self.data_dir)).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"kota-pg-{digest}"
+
     # -------------------------------------------------------------------------- running
 
-    def _pg_ctl_start(self, user: _ServerUser, deadline: float) -> bool:
+    def _pg_ctl_start(self, user: _ServerUser, socket_dir: Path, deadline: float) -> bool:
         """Launch the server and wait until it accepts connections; False if another process
         started it meanwhile."""
-        socket_dir = self._socket_dir(user)
         if user.uid is not None and socket_dir != self.data_dir:
             _make_ancestors_traversable(socket_dir, user.name)
         settings = {
@@ -364,9 +387,15 @@ class EmbeddedPostgres:
         )
         if result.returncode == 0:
             return True
+        tail = self._log_tail(since=log_offset)
+        if "did not start in time" in result.stderr + result.stdout:
+            raise EmbeddedPostgresError(
+                f"the embedded PostgreSQL in {self.data_dir} was not ready within {wait_s:.0f} s; "
+                "it goes on starting in the background (after a crash it replays its WAL first): "
+                f"run `kota db start` again shortly\nlast lines of {self.log_file}:\n{tail}"
+            )
         if self.status().running:  # a concurrent `kota db start` won the race
             return False
-        tail = self._log_tail(since=log_offset)
         if any(marker in tail for marker in _PORT_IN_USE_MARKERS):
             raise self._port_in_use()
         raise EmbeddedPostgresError(
@@ -479,6 +508,11 @@ class EmbeddedPostgres:
         Pipes are safe with pg_ctl only because `-l` sends the server's output to its log;
         without it the server would hold the pipes open and this call would never return.
         """
+        if user is not None and user.uid is not None:
+            # Checked before every command, not once: initdb and pg_ctl open PGDATA by its full
+            # path, and others may narrow an ancestor meanwhile (pytest resets its
+            # /tmp/pytest-of-<user> to 0700 whenever a session starts).
+            _make_ancestors_traversable(self.data_dir, user.name)
         log.debug("running %s", shlex.join(args))
         try:
             return subprocess.run(
@@ -518,6 +552,16 @@ def _postmaster_alive(pid: int) -> bool:
     comm = head.partition("(")[2]
     state = rest.split()[0] if rest.split() else ""
     return comm == "postgres" and state not in {"Z", "X", "x"}
+
+
+def _lock_pid(path: Path) -> int | None:
+    """The pid on the first line of a PostgreSQL lock file, if it exists and has one."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as f:
+            first = f.readline().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return int(first) if first.isdigit() else None
 
 
 def _create_system_user(name: str) -> Any:

@@ -17,11 +17,11 @@ from tests.conftest import free_port
 pytestmark = pytest.mark.slow
 
 
-def test_demo_shows_live_values_within_15_s_and_stops_cleanly(tmp_path: Path) -> None:
+def test_demo_shows_live_values_within_15_s_and_stops_cleanly(scratch_dir: Path) -> None:
     http_port, broker_port, pg_port = free_port(), free_port(), free_port()
     env = {
         **os.environ,
-        "XDG_DATA_HOME": str(tmp_path),
+        "XDG_DATA_HOME": str(scratch_dir),
         "KOTA_BROKER__PORT": str(broker_port),
         "KOTA_CONTROLROOM__MQTT__URL": f"mqtt://127.0.0.1:{broker_port}",
         "KOTA_EDGE__MQTT__URL": f"mqtt://127.0.0.1:{broker_port}",
@@ -59,7 +59,7 @@ def test_demo_shows_live_values_within_15_s_and_stops_cleanly(tmp_path: Path) ->
     assert proc.returncode == 0, out
     assert "demo stopped." in out
     # no orphan: the embedded PostgreSQL the demo started is stopped, the ports are free again
-    assert not (tmp_path / "kotapintar" / "postgres" / "postmaster.pid").exists(), out
+    assert not (scratch_dir / "kotapintar" / "postgres" / "postmaster.pid").exists(), out
     for port in (http_port, broker_port, pg_port):
         with __import__("socket").socket() as s:
             s.bind(("127.0.0.1", port))
