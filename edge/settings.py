@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.contract import Ident, MqttEndpoint
+from firmware_sim.simple_intersection import MIN_SPLIT_S
 
 
 class SimulatedIntersectionSettings(BaseModel):
@@ -22,6 +23,15 @@ class SimulatedIntersectionSettings(BaseModel):
         900.0, ge=0, le=5000, description="Synthetic flow per detector at the peak of the day."
     )
     seed: int = Field(0, description="Random seed, so a run can be repeated.")
+
+    @model_validator(mode="after")
+    def _cycle_fits_phases(self) -> SimulatedIntersectionSettings:
+        # Each phase needs its minimum green plus yellow and all-red within the cycle.
+        need_s = self.phases * MIN_SPLIT_S
+        if self.cycle_s < need_s:
+            raise ValueError(f"cycle_s {self.cycle_s:g} is too short for {self.phases} phases "
+                             f"(at least {need_s:g} s: {MIN_SPLIT_S:g} s per phase)")
+        return self
 
 
 class EdgeSettings(BaseModel):

@@ -81,8 +81,8 @@ def run_demo(settings: Settings, *, duration_s: float | None = None, fresh: bool
             room.stop()
         if broker is not None:
             broker.stop()
-        if embedded is not None:
-            embedded.stop()
+        if embedded is not None and embedded.launched:
+            embedded.stop()  # only a server this demo started; one from `kota db start` stays
         print("demo stopped.", flush=True)
 
 
