@@ -13,6 +13,7 @@ import json
 import logging
 import platform
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,7 +38,7 @@ from edge.contract import (
     telemetry_topic,
     utc_now,
 )
-from edge.link import EdgeLink, LinkError
+from edge.link import EdgeLink, LinkError, display_url
 from edge.outbox import Outbox, OutboxError
 from edge.pollers import Poller
 from edge.settings import EdgeSettings, SimulatedIntersectionSettings
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX_FILE = "outbox.sqlite3"
 STOP_FLUSH_S = 1.0  # on stop, give queued messages this long to reach the broker (the rest wait on disk)
+ANSWERED_MEMORY = 1024  # command ids remembered for de-duplication
 AckStatus = Literal["accepted", "applied", "rejected"]
 
 
@@ -73,7 +75,7 @@ def build_simulated(spec: SimulatedIntersectionSettings, clock: Callable[[], flo
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
     return SimpleIntersection(spec.intersection_id, phases=spec.phases, detectors=spec.detectors,
                               cycle_s=spec.cycle_s, peak_veh_per_h=spec.peak_veh_per_h,
-                              seed=spec.seed, **extra)
+                              seed=spec.seed, fault_every_s=spec.detector_fault_every_s, **extra)
 
 
 @dataclass
@@ -94,6 +96,11 @@ class EdgeAgent:
         self.settings = settings
         self.edge_id = settings.edge_id
         self.state_dir = settings.state_dir or default_state_dir(data_dir, settings.edge_id)
+        self._started = False
+        self._outbox_failing = False  # an outbox write failed: logged once per streak
+        # Final answers to recent commands (inbound worker only), so a redelivered command is
+        # answered again but not applied twice.
+        self._answered: OrderedDict[str, tuple[AckStatus, str]] = OrderedDict()
         # 1. the outbox, and this run's epoch from it
         self.outbox = Outbox(self.state_dir / OUTBOX_FILE, settings.telemetry_cap)
         self.epoch = self.outbox.next_epoch()
@@ -120,8 +127,6 @@ class EdgeAgent:
         except LinkError:
             self.outbox.close()
             raise
-        self._started = False
-        self._outbox_failing = False
 
     @property
     def devices(self) -> dict[str, SimpleIntersection]:
@@ -133,7 +138,7 @@ class EdgeAgent:
     def start(self) -> None:
         counts = self.outbox.counts()
         log.info("edge agent %s starting: epoch %d, broker %s, %d intersection(s), outbox %s "
-                 "(%d waiting)", self.edge_id, self.epoch, self.settings.mqtt.url,
+                 "(%d waiting)", self.edge_id, self.epoch, display_url(self.settings.mqtt),
                  len(self._intersections), self.outbox.path, counts.total)
         self.link.start()
         for intersection in self._intersections.values():
@@ -170,7 +175,7 @@ class EdgeAgent:
         return {
             "edge_id": self.edge_id,
             "epoch": self.epoch,
-            "broker": self.settings.mqtt.url,
+            "broker": display_url(self.settings.mqtt),
             "connected": self.link.connected,
             "conn": self.link.conn,
             "outbox": {"telemetry": counts.droppable, "reliable": counts.reliable,
@@ -238,6 +243,12 @@ class EdgeAgent:
             log.warning("ignored a %s message on the command topic %s", message.kind.value, topic)
             return
         iid = command.intersection_id
+        answered = self._answered.get(command.cmd_id)
+        if answered is not None:
+            # A QoS 1 redelivery or a control-room retry: answer again, never act twice.
+            log.info("command %s seen before; repeating its ack (%s)", command.cmd_id, answered[0])
+            self._ack(iid, command.cmd_id, *answered)
+            return
         intersection = self._intersections.get(iid)
         if intersection is None:
             self._ack(iid, command.cmd_id, "rejected", f"intersection {iid} is not served by {self.edge_id}")
@@ -260,20 +271,25 @@ class EdgeAgent:
             self._ack(iid, command.cmd_id, "applied")
 
     def _reject_unreadable(self, topic: str, raw: bytes, exc: ContractError) -> None:
-        log.warning("rejected a command on %s (%s): %s", topic, exc.reason, exc.detail)
         cmd_id = _salvage_cmd_id(raw)
         try:
             target = parse_topic(topic).key
         except ContractError:
-            return  # not one of our topics at all: nobody to answer
-        if cmd_id is None:
-            return
-        try:
-            self._ack(target, cmd_id, "rejected", f"{exc.reason}: {exc.detail}")
-        except ValidationError:
-            log.warning("command on %s carries an unusable cmd_id %r; no ack sent", topic, cmd_id[:80])
+            target = None  # not one of our topics at all: nobody to answer
+        if cmd_id is not None and target is not None:
+            try:
+                self._ack(target, cmd_id, "rejected", f"{exc.reason}: {exc.detail}")
+                return
+            except ValidationError:
+                pass  # the cmd_id itself breaks the contract: logged below, without an ack
+        log.warning("rejected a command on %s without an ack (no usable cmd_id): %s: %s",
+                    topic, exc.reason, exc.detail)
 
     def _ack(self, target_id: str, cmd_id: str, status: AckStatus, reason: str = "") -> None:
+        if status != "accepted":
+            self._answered[cmd_id] = (status, reason)
+            while len(self._answered) > ANSWERED_MEMORY:
+                self._answered.popitem(last=False)
         if status == "rejected":
             log.warning("command %s for %s rejected: %s", cmd_id, target_id, reason)
 

@@ -60,6 +60,11 @@ SESSION_EXPIRY_S = 3600
 IDLE_WAKE_S = 0.5  # the drain looks at the outbox at least this often
 
 
+def display_url(endpoint: MqttEndpoint) -> str:
+    """The broker's address for logs, without any user:password@ a URL might carry."""
+    return f"{'mqtts' if endpoint.tls else 'mqtt'}://{endpoint.host}:{endpoint.port}"
+
+
 class LinkError(Exception):
     """The MQTT client cannot be set up (bad TLS files, bad endpoint)."""
 
@@ -80,7 +85,7 @@ def build_client(endpoint: MqttEndpoint, client_id: str, inflight_max: int) -> m
         try:
             client.tls_set(ca_certs=endpoint.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
         except (OSError, ssl.SSLError) as exc:
-            raise LinkError(f"cannot set up TLS for {endpoint.url} with ca_file={endpoint.ca_file!r}: "
+            raise LinkError(f"cannot set up TLS for {display_url(endpoint)} with ca_file={endpoint.ca_file!r}: "
                             f"{exc}; check the CA bundle path") from exc
     # paho doubles the delay after each failed attempt up to the maximum (exponential back-off).
     client.reconnect_delay_set(endpoint.reconnect_min_s, endpoint.reconnect_max_s)  # type: ignore[arg-type]
@@ -110,6 +115,7 @@ class EdgeLink:
         self.edge_id = edge_id
         self.epoch = epoch
         self._endpoint = endpoint
+        self._url = display_url(endpoint)
         self._outbox = outbox
         self._inventory = tuple(inventory)
         self._versions = dict(versions)
@@ -129,6 +135,10 @@ class EdgeLink:
         self._failing = False  # inside a run of failed attempts: logged once
         self._refused_reason: str | None = None
         self._controlroom_epoch: int | None = None
+        # Set while this connection has seen the control room online. The outbox drains only
+        # then: a broker that restarted without persistence has no subscription of the control
+        # room until it reconnects, and a message published before that would reach nobody.
+        self._controlroom_online = threading.Event()
 
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -171,7 +181,7 @@ class EdgeLink:
         if self._endpoint.protocol == "5":
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = SESSION_EXPIRY_S
-        log.info("connecting to MQTT broker %s as %s (MQTT %s)", self._endpoint.url, self.edge_id,
+        log.info("connecting to MQTT broker %s as %s (MQTT %s)", self._url, self.edge_id,
                  self._endpoint.protocol)
         # connect_async + loop_start: the first attempt happens in paho's thread, so a broker
         # that is down at start is retried like any later outage instead of raising here.
@@ -262,18 +272,19 @@ class EdgeLink:
             if str(reason) != self._refused_reason:
                 self._refused_reason = str(reason)
                 log.error("broker %s refused %s: %s — check [edge.mqtt] username/password and the "
-                          "broker's ACL; retrying with back-off", self._endpoint.url, self.edge_id, reason)
+                          "broker's ACL; retrying with back-off", self._url, self.edge_id, reason)
             return
         self._refused_reason = None
         self._failing = False
         conn = self.conn
+        self._controlroom_online.clear()  # wait for the (retained) state on this connection
         client.subscribe(self._subscriptions)
         self._publish_birth(client, conn)
         if self._ever_connected:
-            log.info("reconnected to MQTT broker %s (connection %d)", self._endpoint.url, conn)
+            log.info("reconnected to MQTT broker %s (connection %d)", self._url, conn)
         else:
             log.info("connected to MQTT broker %s as %s (epoch %d, connection %d)",
-                     self._endpoint.url, self.edge_id, self.epoch, conn)
+                     self._url, self.edge_id, self.epoch, conn)
         self._ever_connected = True
         self._connected.set()
         self._wake.set()
@@ -282,7 +293,7 @@ class EdgeLink:
         if not self._failing:
             self._failing = True
             log.warning("cannot reach MQTT broker %s; buffering in the outbox and retrying with "
-                        "back-off (%g–%g s)", self._endpoint.url, self._endpoint.reconnect_min_s,
+                        "back-off (%g–%g s)", self._url, self._endpoint.reconnect_min_s,
                         self._endpoint.reconnect_max_s)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
@@ -292,7 +303,7 @@ class EdgeLink:
         if was_connected and not self._stopping.is_set():
             self._failing = True  # the retries that follow are part of this outage: no more logs
             log.warning("lost MQTT broker %s (%s); buffering in the outbox and reconnecting with "
-                        "back-off", self._endpoint.url, reason)
+                        "back-off", self._url, reason)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any,
                     properties: Any) -> None:
@@ -311,7 +322,8 @@ class EdgeLink:
             self._wake.clear()
             try:
                 self._settle_acks()
-                if self._connected.is_set() and not self._stopping.is_set():
+                if (self._connected.is_set() and self._controlroom_online.is_set()
+                        and not self._stopping.is_set()):
                     self._drain_step()
             except OutboxError as exc:
                 # Rows stay where they are; the next wake tries again.
@@ -361,7 +373,7 @@ class EdgeLink:
                 # MQTT 5 PUBACK with an error (e.g. not authorised): a resend would fail the
                 # same way, so the row is dropped here, loudly.
                 log.error("broker %s refused outbox message %d: %s — check the broker's ACL for %s",
-                          self._endpoint.url, row_id, reason, self.edge_id)
+                          self._url, row_id, reason, self.edge_id)
             done.append(row_id)
         if done:
             self._outbox.remove(done)
@@ -394,6 +406,13 @@ class EdgeLink:
                         exc.reason, exc.detail)
             return
         assert isinstance(state, ControlRoomState)
+        if state.status == "online":
+            if not self._controlroom_online.is_set():
+                self._controlroom_online.set()
+                self._wake.set()
+        elif self._controlroom_online.is_set():
+            self._controlroom_online.clear()
+            log.warning("control room is offline; holding messages in the outbox until it returns")
         previous, self._controlroom_epoch = self._controlroom_epoch, state.epoch
         # A retained state arrives with every subscription, right after our own birth: no need
         # to repeat it. A live "online" of a new control-room run asks every edge to re-announce.

@@ -23,6 +23,11 @@ class SimulatedIntersectionSettings(BaseModel):
         900.0, ge=0, le=5000, description="Synthetic flow per detector at the peak of the day."
     )
     seed: int = Field(0, description="Random seed, so a run can be repeated.")
+    detector_fault_every_s: float | None = Field(
+        None, ge=0.1, le=86_400,
+        description="If set, detector 1 turns faulty and healthy again every this many seconds, "
+        "so that fault and recovery events flow (demo, tests).",
+    )
 
     @model_validator(mode="after")
     def _cycle_fits_phases(self) -> SimulatedIntersectionSettings:

@@ -128,6 +128,7 @@ class SimpleIntersection:
         cycle_s: float = 60.0,
         peak_veh_per_h: float = 900.0,
         seed: int = 0,
+        fault_every_s: float | None = None,
         clock: Callable[[], float] = time.time,
         utc_offset_s: float = WIB_UTC_OFFSET_S,
         model: str = "kota-sim-intersection",
@@ -151,6 +152,9 @@ class SimpleIntersection:
         self._pending: Plan | None = None
         self._offline = False
         self._faults = [False] * detectors
+        # A scheduled fault on detector 1: faulty in every odd period of fault_every_s.
+        self._fault_every_s = fault_every_s if detectors else None
+        self._fault_epoch_s = clock()
         self._hold = False  # hold the current (or next) green until release
         self._force_to: int | None = None  # phase index to go to (and hold)
         self._flash = False
@@ -173,6 +177,13 @@ class SimpleIntersection:
         with self._lock:
             self._faults[index] = faulty
 
+    def _fault_states(self, now: float) -> tuple[bool, ...]:
+        faults = list(self._faults)
+        if self._fault_every_s is not None:
+            period = int((now - self._fault_epoch_s) // self._fault_every_s)
+            faults[0] = faults[0] or period % 2 == 1
+        return tuple(faults)
+
     # ------------------------------------------------------------------ device interface
 
     def fetch(self) -> IntersectionSnapshot:
@@ -184,7 +195,8 @@ class SimpleIntersection:
                 raise DeviceUnavailable(f"intersection {self.intersection_id}: controller does not answer")
             interval_s = max(0.0, now - self._last_fetch_s)
             self._last_fetch_s = now
-            counts, occupancy = self._traffic(now, interval_s)
+            faults = self._fault_states(now)
+            counts, occupancy = self._traffic(now, interval_s, faults)
             return IntersectionSnapshot(
                 intersection_id=self.intersection_id,
                 at_s=now,
@@ -195,7 +207,7 @@ class SimpleIntersection:
                 signal=self._signal(),
                 det_count=counts,
                 det_occupancy_pct=occupancy,
-                det_fault=tuple(self._faults),
+                det_fault=faults,
             )
 
     def apply_plan(self, number: int, cycle_s: float, offset_s: float, splits_s: Sequence[float]) -> None:
@@ -302,14 +314,15 @@ class SimpleIntersection:
             lamps[self._phase] = Lamp.YELLOW
         return tuple(lamps)
 
-    def _traffic(self, now: float, interval_s: float) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    def _traffic(self, now: float, interval_s: float,
+                 faults: tuple[bool, ...]) -> tuple[tuple[int, ...], tuple[float, ...]]:
         hour = int(((now + self._utc_offset_s) % 86400) // 3600)
         mean = self._peak_veh_per_s * HOURLY_FLOW_FACTOR[hour] * interval_s
         raw = self._rng.poisson(mean, self.detectors) if self.detectors else np.zeros(0, dtype=int)
         counts = []
         occupancy = []
         for i, n in enumerate(int(x) for x in raw):
-            if self._faults[i]:
+            if faults[i]:  # a faulty loop reports nothing
                 counts.append(0)
                 occupancy.append(0.0)
                 continue

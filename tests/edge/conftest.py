@@ -16,7 +16,14 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.contract import ContractError, decode
+from edge.contract import (
+    ContractError,
+    ControlRoomState,
+    controlroom_state_topic,
+    decode,
+    encode,
+    utc_now,
+)
 
 
 def _address_in_use(exc: BaseException) -> bool:
@@ -158,7 +165,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
         self.subscribed = threading.Event()
-        self._client.on_connect = lambda c, u, f, r, p: c.subscribe(filters)
+        self._client.on_connect = lambda c, u, f, r, p: self._connected(c, filters)
         self._client.on_subscribe = lambda c, u, mid, codes, p: self.subscribed.set()
         self._client.on_disconnect = lambda c, u, f, r, p: self.subscribed.clear()
         self._client.on_message = self._message
@@ -169,6 +176,13 @@ class Recorder:
         self._client.loop_start()
         if not self.subscribed.wait(10):
             raise RuntimeError(f"test recorder could not subscribe on port {port}")
+
+    def _connected(self, client: mqtt.Client, filters: list[tuple[str, int]]) -> None:
+        # The recorder stands in for the control room: subscribe, then announce it is online,
+        # as the control room does, since an edge drains its outbox only while it is.
+        client.subscribe(filters)
+        online = ControlRoomState(ts=utc_now(), status="online", epoch=1)
+        client.publish(controlroom_state_topic(), encode(online), qos=1, retain=True)
 
     def _message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:

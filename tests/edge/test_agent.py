@@ -3,6 +3,10 @@ commands, and delivery of every QoS 1 message across a broker outage and an agen
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -217,6 +221,10 @@ def test_commands_are_acked_accepted_then_applied_or_rejected(
     [change] = recorder.wait_for(is_event(EventKind.MODE_CHANGE))
     assert change.payload.data == {"from": "local_fixed", "to": "flash"}
 
+    recorder.publish(topic, command("cmd-flash-0001", OverrideBody(action="flash")))  # redelivered
+    acks = recorder.wait_for(is_ack("cmd-flash-0001"), count=3)
+    assert [a.payload.status for a in acks] == ["accepted", "applied", "applied"], "answered, not redone"
+
     bad_plan = PlanBody(plan=2, cycle_s=60, offset_s=0, splits_s=(30, 30))
     recorder.publish(topic, command("cmd-plan-0002", bad_plan))
     acks = recorder.wait_for(is_ack("cmd-plan-0002"), count=2)
@@ -278,3 +286,72 @@ def test_unacknowledged_messages_are_resent_after_a_reconnect(
     copies = recorder.where(is_event(EventKind.DETECTOR_FAULT))
     assert len({(m.payload.epoch, m.payload.seq) for m in copies}) == 1, "a resend is the same message"
     assert len(recorder.wait_for(is_event(EventKind.DETECTOR_FAULT))) == 1
+
+
+KILLED_AGENT = """
+import sys, time
+from pathlib import Path
+from edge.app import EdgeAgent
+from edge.settings import EdgeSettings
+
+agent = EdgeAgent(EdgeSettings.model_validate_json(sys.argv[1]), Path(sys.argv[2]))
+agent.start()
+n = 0
+while True:
+    agent.devices[sys.argv[3]].set_detector_fault(0, n % 2 == 0)
+    n += 1
+    time.sleep(0.25)
+    print(agent.status()["outbox"]["reliable"], flush=True)
+"""
+
+
+def test_events_stored_before_a_kill_9_are_sent_by_the_next_run(
+        gate: TcpGate, recorder: Recorder, tmp_path: Path) -> None:
+    gate.close()
+    settings = edge_settings(gate.url)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_AGENT, settings.model_dump_json(), str(tmp_path), IID],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    assert proc.stdout is not None
+    stored = 0
+    for line in proc.stdout:
+        stored = int(line)
+        if stored >= 4:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait(10)
+    assert stored >= 4
+
+    agent = EdgeAgent(settings, tmp_path)
+    assert agent.epoch == 2
+    gate.open()
+    agent.start()
+    try:
+        events = recorder.wait_for(lambda m: isinstance(m.payload, TrafficEvent) and m.payload.epoch == 1,
+                                   count=stored)
+        assert {m.payload.kind for m in events} <= {EventKind.DETECTOR_FAULT, EventKind.DETECTOR_RECOVERED}
+        wait_until(lambda: agent.status()["outbox"]["reliable"] == 0)
+    finally:
+        agent.stop()
+
+
+def test_outbox_is_held_while_the_control_room_is_offline(broker: ThreadedBroker, recorder: Recorder,
+                                                          make_agent: Callable[[str], EdgeAgent]) -> None:
+    agent = make_agent(broker.url)
+    recorder.wait_for(lambda m: isinstance(m.payload, TrafficTelemetry), count=2)
+    # the control room's will: it is gone, so nothing would be stored
+    recorder.publish(controlroom_state_topic(),
+                     encode(ControlRoomState(ts=utc_now(), status="offline", epoch=1)), retain=True)
+    time.sleep(0.3)
+    held_from = max(m.payload.seq for m in recorder.where(lambda m: isinstance(m.payload, TrafficTelemetry)))
+    agent.devices[IID].set_detector_fault(1, True)
+    time.sleep(1.0)
+    later = [m for m in recorder.where(lambda m: isinstance(m.payload, (TrafficTelemetry, TrafficEvent)))
+             if m.payload.seq > held_from + 1]
+    assert later == [], "messages left the outbox while no control room listened"
+    assert agent.status()["outbox"]["reliable"] >= 1
+    # back online: the held event and telemetry go out, in order
+    recorder.publish(controlroom_state_topic(),
+                     encode(ControlRoomState(ts=utc_now(), status="online", epoch=2)), retain=True)
+    [fault] = recorder.wait_for(is_event(EventKind.DETECTOR_FAULT))
+    assert fault.payload.data == {"detector": 2}

@@ -174,3 +174,15 @@ def test_force_needs_a_valid_phase() -> None:
         dev.override("force", 9)
     with pytest.raises(CommandRejected, match="phase"):
         dev.override("force", None)
+
+
+def test_scheduled_detector_fault_toggles_every_period() -> None:
+    now = [1000.0]
+    device = SimpleIntersection("s1", phases=2, detectors=3, cycle_s=40, fault_every_s=2.0,
+                                clock=lambda: now[0])
+    seen = []
+    for t in (0.5, 1.9, 2.1, 3.9, 4.1, 6.5):
+        now[0] = 1000.0 + t
+        seen.append(device.fetch().det_fault)
+    assert [f[0] for f in seen] == [False, False, True, True, False, True]
+    assert all(f[1:] == (False, False) for f in seen)
