@@ -35,7 +35,7 @@ from edge.contract import MqttEndpoint as Endpoint
 from edge.settings import EdgeSettings, SimulatedIntersectionSettings
 
 if TYPE_CHECKING:  # the peers come from tests/edge/conftest.py as fixtures
-    from conftest import Received, Recorder, TcpGate, ThreadedBroker
+    from tests.edge.conftest import Received, Recorder, TcpGate, ThreadedBroker
 
 EDGE_ID = "edge-t1"
 IID = "simpang-1"
@@ -96,9 +96,10 @@ def test_birth_telemetry_and_events(broker: ThreadedBroker, make_recorder: Calla
                                     make_agent: Callable[[str], EdgeAgent]) -> None:
     agent = make_agent(broker.url)
     wait_until(lambda: agent.link.connected)
-    recorder = make_recorder(broker.port, ALL)  # subscribes after the birth: gets it retained
-    [birth] = recorder.wait_for(is_state)
-    assert birth.retain
+    # The recorder subscribes after the birth, so it gets it retained; its own "control room
+    # online" then reaches the agent live and earns a second, live birth (same conn).
+    recorder = make_recorder(broker.port, ALL)
+    [birth] = recorder.wait_for(lambda m: is_state(m) and m.retain)
     assert (birth.payload.status, birth.payload.epoch, birth.payload.conn) == ("online", agent.epoch, agent.link.conn)
     assert [d.intersection_id for d in birth.payload.inventory] == [IID]
 

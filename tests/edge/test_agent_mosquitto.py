@@ -35,7 +35,7 @@ from edge.contract import MqttEndpoint as Endpoint
 from edge.settings import EdgeSettings, SimulatedIntersectionSettings
 
 if TYPE_CHECKING:
-    from conftest import Received, Recorder
+    from tests.edge.conftest import Received, Recorder
 
 pytestmark = [
     pytest.mark.slow,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -61,5 +62,6 @@ def test_demo_shows_live_values_within_15_s_and_stops_cleanly(scratch_dir: Path)
     # no orphan: the embedded PostgreSQL the demo started is stopped, the ports are free again
     assert not (scratch_dir / "kotapintar" / "postgres" / "postmaster.pid").exists(), out
     for port in (http_port, broker_port, pg_port):
-        with __import__("socket").socket() as s:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine, a listener is not
             s.bind(("127.0.0.1", port))
