@@ -51,6 +51,26 @@ def _check_port_free(host: str, port: int) -> None:
             raise BrokerError(f"cannot bind {host}:{port}: {exc}") from exc
 
 
+async def _shutdown(broker: Any, timeout_s: float = 2.0) -> None:
+    """Stop amqtt so that its port is free again at once.
+
+    amqtt 0.12's ``Broker.shutdown()`` sometimes hangs in a session's ``handler.stop()`` (seen
+    when clients were mid-reconnect) before it closes its listeners, leaving the port bound.
+    So the listening sockets are closed first (``_servers`` is private; the version is pinned)
+    and the rest of the shutdown gets a deadline, after which its tasks are cancelled.
+    """
+    for server in broker._servers.values():
+        await server.close_instance()
+    task = asyncio.ensure_future(broker.shutdown())
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        log.warning("amqtt did not shut down within %.0f s; cancelling its sessions", timeout_s)
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for pending in others:
+            pending.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+
 class EmbeddedBroker:
     """amqtt in its own thread and event loop, so synchronous code can start and stop it."""
 
@@ -84,7 +104,7 @@ class EmbeddedBroker:
                 return
             ready.set()
             loop.run_forever()
-            loop.run_until_complete(self._broker.shutdown())
+            loop.run_until_complete(_shutdown(self._broker))
             loop.close()
 
         self._thread = threading.Thread(target=serve, name="kota-broker", daemon=True)

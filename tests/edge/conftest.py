@@ -3,7 +3,6 @@ and a plain paho subscriber that records what arrives."""
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import socket
 import threading
@@ -16,6 +15,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from controlroom.broker import BrokerError, EmbeddedBroker
+from controlroom.settings import BrokerSettings
 from edge.contract import (
     ContractError,
     ControlRoomState,
@@ -41,12 +42,11 @@ def free_tcp_port() -> int:
 
 
 class ThreadedBroker:
-    """amqtt (MQTT 3.1.1) bound to 127.0.0.1:port, running in its own asyncio loop thread."""
+    """The embedded broker on a fixed port, restartable on that port (for outage tests)."""
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._server: EmbeddedBroker | None = None
 
     @property
     def url(self) -> str:
@@ -64,69 +64,18 @@ class ThreadedBroker:
             time.sleep(0.2)
 
     def _start_once(self, timeout_s: float) -> BaseException | None:
-        from amqtt.broker import Broker
-
-        loop = asyncio.new_event_loop()
-        config = {
-            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
-            "timeout_disconnect_delay": 0,
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-        }
-        started = threading.Event()
-        failures: list[BaseException] = []
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            broker = Broker(config, loop=loop)
-            try:
-                loop.run_until_complete(broker.start())
-            except Exception as exc:  # noqa: BLE001 - handed to start(), which raises or retries
-                failures.append(exc)
-                started.set()
-                loop.close()
-                return
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(_shutdown(broker))
-            loop.close()
-
-        thread = threading.Thread(target=serve, name=f"amqtt-{self.port}", daemon=True)
-        thread.start()
-        if not started.wait(timeout_s):
-            return TimeoutError(f"no start within {timeout_s} s")
-        if failures:
-            thread.join()
-            return failures[0]
-        self._loop, self._thread = loop, thread
+        server = EmbeddedBroker(BrokerSettings(port=self.port))
+        try:
+            server.start(timeout_s)
+        except BrokerError as exc:
+            return exc.__cause__ or exc
+        self._server = server
         return None
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout_s)
-        self._loop = None
-        self._thread = None
-
-
-async def _shutdown(broker: Any, timeout_s: float = 2.0) -> None:
-    """Stop amqtt so that its port is free again at once.
-
-    amqtt 0.12's ``Broker.shutdown()`` sometimes hangs in a session's ``handler.stop()`` (seen
-    when clients were mid-reconnect) before it closes its listeners, leaving the port bound.
-    So the listening sockets are closed first (``_servers`` is private; pinned amqtt version)
-    and the rest of the shutdown gets a deadline, after which its tasks are cancelled.
-    """
-    for server in broker._servers.values():
-        await server.close_instance()
-    task = asyncio.ensure_future(broker.shutdown())
-    done, _ = await asyncio.wait({task}, timeout=timeout_s)
-    if not done:
-        for pending in asyncio.all_tasks():
-            if pending is not asyncio.current_task():
-                pending.cancel()
-        await asyncio.gather(*(t for t in asyncio.all_tasks() if t is not asyncio.current_task()),
-                             return_exceptions=True)
+        if self._server is not None:
+            self._server.stop(timeout_s)
+            self._server = None
 
 
 @pytest.fixture
