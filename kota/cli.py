@@ -15,8 +15,12 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kota.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from controlroom.storage.embedded import EmbeddedPostgres
 
 log = logging.getLogger("kota")
 
@@ -44,28 +48,21 @@ def _wait_for_signal(stop: threading.Event, duration_s: float | None) -> None:
     stop.set()
 
 
-def _database_url(settings: Settings, *, start_embedded: bool) -> tuple[str, object | None]:
-    """The conninfo to use, and the embedded server if this call started it."""
-    if settings.database.url:
-        return settings.database.url, None
+def _embedded(settings: Settings) -> EmbeddedPostgres:
     from controlroom.storage.embedded import EmbeddedPostgres
 
-    server = _embedded(settings, EmbeddedPostgres)
-    status = server.status()
-    if status.running:
-        return status.url, None
-    if not start_embedded:
-        raise SystemExit("the embedded PostgreSQL is not running: start it with `kota db start` "
-                         "or set [database] url")
-    url = server.start()
-    return url, server
-
-
-def _embedded(settings: Settings, cls: type) -> object:
     emb = settings.database.embedded
     data_dir = emb.data_dir or settings.site.resolved_data_dir() / "postgres"
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    return cls(data_dir, port=emb.port, database=emb.database)
+    return EmbeddedPostgres(data_dir, port=emb.port, database=emb.database)
+
+
+def _database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """The conninfo to use; the embedded server is started if it is the one configured."""
+    if settings.database.url:
+        return settings.database.url, None
+    server = _embedded(settings)
+    return server.start(), server
 
 
 # --------------------------------------------------------------------------- commands
@@ -114,35 +111,29 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_db_start(args: argparse.Namespace) -> int:
-    from controlroom.storage.embedded import EmbeddedPostgres
-
     settings = _settings(args)
     if settings.database.url:
         print("[database] url is set: this installation uses an external PostgreSQL; nothing to start")
         return 0
-    server = _embedded(settings, EmbeddedPostgres)
+    server = _embedded(settings)
     url = server.start()
     print(f"embedded PostgreSQL running: {url}")
     return 0
 
 
 def cmd_db_stop(args: argparse.Namespace) -> int:
-    from controlroom.storage.embedded import EmbeddedPostgres
-
     settings = _settings(args)
-    server = _embedded(settings, EmbeddedPostgres)
+    server = _embedded(settings)
     print("stopped" if server.stop() else "was not running")
     return 0
 
 
 def cmd_db_status(args: argparse.Namespace) -> int:
-    from controlroom.storage.embedded import EmbeddedPostgres
-
     settings = _settings(args)
     if settings.database.url:
         print(f"external PostgreSQL: {_mask(settings.database.url)}")
         return 0
-    status = _embedded(settings, EmbeddedPostgres).status()
+    status = _embedded(settings).status()
     state = f"running (pid {status.pid})" if status.running else "stopped"
     print(f"embedded PostgreSQL {state}\n  url:      {status.url}\n  data dir: {status.data_dir}\n"
           f"  log:      {status.log_file}")
@@ -153,9 +144,13 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     from controlroom.storage.migrate import migrate
 
     settings = _settings(args)
-    url, _started = _database_url(settings, start_embedded=True)
-    report = migrate(url, retention_days=settings.database.retention_days,
-                     compress_after_days=settings.database.compress_after_days)
+    url, server = _database_url(settings)
+    try:
+        report = migrate(url, retention_days=settings.database.retention_days,
+                         compress_after_days=settings.database.compress_after_days)
+    finally:
+        if server is not None and server.launched:
+            server.stop()  # started only to migrate; `kota db start` keeps one running
     print(f"server: {report.features.describe()}")
     if report.applied:
         for name in report.applied:
@@ -170,7 +165,7 @@ def cmd_controlroom_run(args: argparse.Namespace) -> int:
     from controlroom.storage.migrate import migrate
 
     settings = _settings(args)
-    url, embedded = _database_url(settings, start_embedded=True)
+    url, embedded = _database_url(settings)
     migrate(url, retention_days=settings.database.retention_days,
             compress_after_days=settings.database.compress_after_days)
     room = ControlRoom(settings.controlroom, settings.database, url,
@@ -182,7 +177,7 @@ def cmd_controlroom_run(args: argparse.Namespace) -> int:
         _wait_for_signal(stop, None)
     finally:
         room.stop()
-        if embedded is not None:
+        if embedded is not None and embedded.launched:
             embedded.stop()
     return 0
 
