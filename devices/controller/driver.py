@@ -165,7 +165,7 @@ class ControllerClient:
             self._next_attempt = time.monotonic() + self._backoff_s
             delay, self._backoff_s = self._backoff_s, min(self._backoff_s * 2, self._backoff_max_s)
             raise ControllerConnectionError(
-                f"cannot connect to controller {self.where}; retrying in {delay:.1f} s — "
+                f"cannot connect to controller {self.where}; next attempt after {delay:.1f} s — "
                 "check the address, the cabling and that the controller is powered")
         self._backoff_s = self._backoff_initial_s
         self._client = client
