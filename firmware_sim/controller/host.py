@@ -6,6 +6,24 @@ traffic generator, and the one shared tick task that paces every emulator — a 
 runs hundreds, and 200 tick tasks would cost more than the controllers. It must not contain
 signal logic or register handling: ``program`` and ``server`` do.
 
+A host file (``kota sim controller --config city.toml``)::
+
+    time_scale = 1            # emulated seconds per real second
+    base_port = 21000         # controllers listen on 21000, 21001, … in file order
+    count = 50                # plus 50 generated ones, ids ctl-0001…, from [template]
+
+    [template]
+    detectors = 16
+    traffic_level = 1.5
+
+    [[controllers]]
+    id = "SMG-TUGU-MUDA"
+    compatible_pairs = [[1, 3], [2, 4]]   # opposite approaches may run together
+    local_actuated = true
+    [controllers.local_plan]
+    stages = [[1, 3], [2, 4]]
+    splits_s = [45, 45]
+
 Programmatic use (tests, benchmarks)::
 
     config = HostConfig(count=20)                       # 20 four-phase controllers, free ports

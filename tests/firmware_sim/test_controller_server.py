@@ -446,6 +446,20 @@ def test_reboot_resets_uptime() -> None:
         assert after.uptime_s < 5
         assert after.mode_reason is ModeReason.STARTUP
         assert after.alarms >> ALARM_BITS["power_up"] & 1
+        # A power cycle can also cut the TCP connections, as a real one does.
+        p.emulator.reboot(drop_connections=True)
+        rebooted = time.monotonic()
+        with pytest.raises(ModbusException):
+            await p.status()
+        client = AsyncModbusTcpClient("127.0.0.1", port=p.emulator.port, timeout=1, retries=0)
+        assert await client.connect()
+        try:
+            reply = await client.read_input_registers(STATUS.address, count=STATUS.size,
+                                                      device_id=UNIT)
+            since_s = (time.monotonic() - rebooted) * SCALE
+            assert codec.decode_status(reply.registers).uptime_s <= since_s + 1
+        finally:
+            client.close()
 
     run(scenario)
 
