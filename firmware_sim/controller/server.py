@@ -237,7 +237,8 @@ class ControllerEmulator:
         self._program_ds = now
         lamps = self._program.lamps
         self._green_mask = lamps.green_mask if lamps is not None else 0
-        server = _ControllerModbusServer(self, self._build_device(), (self.host, self.requested_port))
+        address = (self.host, self.requested_port)
+        server = _ControllerModbusServer(self, self._build_device(), address)
         try:
             await server.serve_forever(background=True)
         except RuntimeError as exc:
@@ -308,6 +309,8 @@ class ControllerEmulator:
                  "until restored" if duration_s is None else f"for {duration_s:g} s")
 
     def restore_comms(self) -> None:
+        if self._comms_down_until is not None:
+            log.info("controller %s: link restored", self.name)
         self._comms_down_until = None
 
     def slow_answers(self, delay_ms: float) -> None:

@@ -29,6 +29,7 @@ from firmware_sim.controller.host import (
     load_host_config,
     validate_host_config,
 )
+from firmware_sim.controller.server import EmulatorStartError
 from firmware_sim.controller.traffic import TrafficGenerator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,7 +138,7 @@ def test_consecutive_ports_from_base_port() -> None:
 
     try:
         asyncio.run(scenario())
-    except OSError as exc:  # pragma: no cover - another process took a port of the run
+    except EmulatorStartError as exc:  # pragma: no cover - another process took one of them
         pytest.skip(f"port run taken: {exc}")
 
 
@@ -260,5 +261,5 @@ def test_real_clock_scales() -> None:
     clock = RealClock(50)
     t0 = clock.now_ds()
     time.sleep(0.1)
-    assert 40 <= clock.now_ds() - t0 <= 80
+    assert 40 <= clock.now_ds() - t0 <= 150  # 0.1 s × 50, with room for a busy machine
     assert clock.real_s(50) == pytest.approx(0.1)
