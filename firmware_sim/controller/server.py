@@ -439,8 +439,6 @@ class ControllerEmulator:
             self._holding, self._holding_start = registers, start_address
         else:
             return ExcCodes.ILLEGAL_FUNCTION
-        if self._program is None:
-            return None  # the capture read during start
         now = self.clock.now_ds()
         self._catch_up(now)
         if values is None:
