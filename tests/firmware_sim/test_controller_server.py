@@ -40,7 +40,7 @@ from devices.controller.registers import (
     Reason,
     UnitMode,
 )
-from firmware_sim.controller.clock import RealClock
+from firmware_sim.controller.clock import ManualClock, RealClock
 from firmware_sim.controller.host import ControllerSettings
 from firmware_sim.controller.program import ControllerConfig, DetectorFault
 from firmware_sim.controller.server import ControllerEmulator
@@ -561,3 +561,25 @@ def test_unknown_unit_is_answered_with_gateway_no_response() -> None:
         assert reply.isError() and reply.exception_code == 0x0B
 
     run(scenario)
+
+
+def test_a_manual_clock_moves_the_controller_only_when_told() -> None:
+    async def scenario() -> None:
+        clock = ManualClock()
+        async with ControllerEmulator(four_phase(), clock=clock) as emulator:
+            client = AsyncModbusTcpClient("127.0.0.1", port=emulator.port, timeout=1, retries=0)
+            assert await client.connect()
+            probe = Probe(emulator, client)
+            try:
+                first = await probe.status()
+                await asyncio.sleep(0.25)  # real time passes, emulated time does not
+                assert await probe.status() == first
+                clock.advance(95)  # start-up: 5 s flash, 3 s all-red, then stage 1 green
+                status = await probe.status()
+                assert status.uptime_s == 9 and status.green_mask == 0b0001
+                clock.advance(250)  # stage 1's split: now in stage 2
+                assert (await probe.status()).stage == 2
+            finally:
+                client.close()
+
+    asyncio.run(scenario())
