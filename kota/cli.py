@@ -281,8 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
     add(edge_sub, "run", "run the agent configured in [edge] until Ctrl-C", cmd_edge_run)
 
     from kota.device import add_device_parser
+    from kota.sim import add_sim_parser
 
     add_device_parser(sub)
+    add_sim_parser(sub)
 
     config = sub.add_parser("config", help="check or show configuration",
                             description="Validate a settings file or show the effective settings.")
