@@ -21,6 +21,10 @@ Choices documented here because a controller has to make them:
   planned green per cycle, never below its minimum (and pedestrian) green, never beyond the
   maximum green of its phases, greedily from stage 1. When the short way has no room it takes
   the long way. Locally actuated operation runs free (isolated), without offset correction.
+* Central watchdog (NTCIP backup time): it runs while a central plan is in force, from the
+  moment that plan takes effect and from every kick; a committed plan that still waits for its
+  safe point cannot lapse. On expiry the alarm is raised and overrides end at once; the local
+  plan takes over at the next safe point, and a kick brings the central plan back at the next.
 * Locally actuated: each stage's green runs its minimum, then extends while a detector calling
   one of its phases was occupied within the passage gap (3 s), up to the plan's green (gap-out
   otherwise). A stage without a working detector runs its planned green (max recall), as does

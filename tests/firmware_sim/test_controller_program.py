@@ -475,6 +475,24 @@ def test_a_hold_during_flash_leaves_it_through_all_red() -> None:
     assert rig.timeline(1120) == [(1120, 0, 0, 0b1111), (1500, 0, 0, 0), (1530, 2, 0, 0)]
 
 
+def test_an_override_given_during_start_up_applies_when_the_plan_starts() -> None:
+    rig = Rig()
+    rig.command(930, CommandCode.HOLD, phase=2)  # in the start-up flash
+    s = rig.run(1100)
+    assert (s.green_mask, s.time_left_ds, s.override) == (0b0010, INDEFINITE_DS, Override.HOLD)
+    assert rig.timeline(920, 1100) == [(920, 0, 0, 0b1111), (970, 0, 0, 0), (1000, 2, 0, 0)]
+
+
+def test_the_empty_command_only_answers_its_sequence_number() -> None:
+    reference = Rig()
+    reference.run(2000)
+    rig = Rig()
+    s = rig.command(1100, CommandCode.NONE, seq=77)
+    assert (s.last_seq, s.last_result, s.last_reason) == (77, CommandResult.APPLIED, Reason.OK)
+    rig.run(2000)
+    assert rig.lamps == reference.lamps
+
+
 @pytest.mark.parametrize(("code", "phase", "reason"), [
     (CommandCode.HOLD, 0, Reason.UNKNOWN_PHASE),
     (CommandCode.HOLD, 5, Reason.UNKNOWN_PHASE),
