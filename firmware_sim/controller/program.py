@@ -110,7 +110,9 @@ class DetectorDiagnostics:
     """Thresholds of the controller's detector diagnostics (NTCIP 1202 vehicleDetector*)."""
 
     max_presence_ds: int = 1200  # continuous presence longer than this → STUCK_ON
-    no_activity_ds: int = 3000  # no actuation for this long → STUCK_OFF
+    # No actuation for this long → STUCK_OFF. 30 min, as field practice sets it: a quiet lane at
+    # 03:00 (a dozen vehicles an hour) must not read as a broken loop.
+    no_activity_ds: int = 18000
     chatter_edges_per_s: int = 10  # more rising edges than this in one second → CHATTER
 
     def __post_init__(self) -> None:

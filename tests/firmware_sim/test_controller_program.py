@@ -32,6 +32,7 @@ from devices.controller.safety import check_plan, clearance_ds
 from firmware_sim.controller.program import (
     CHATTER_EDGES_PER_S,
     ControllerConfig,
+    DetectorDiagnostics,
     DetectorFault,
     LampState,
     SignalProgram,
@@ -531,7 +532,7 @@ def test_stuck_green_conflict_goes_to_fail_safe_flash_until_clear_fault() -> Non
     s = rig.command(5000, CommandCode.CLEAR_FAULT, seq=4)
     assert (s.last_result, s.mode_reason, s.interval) == (
         CommandResult.APPLIED, ModeReason.STARTUP, Interval.ALL_RED)
-    assert s.alarms == alarm("detector_fault")  # idle loops: STUCK_OFF (no activity)
+    assert s.alarms == 0  # conflict, internal fault and power-up latches cleared
     s = rig.run(5030)
     assert (s.mode, s.mode_reason, s.green_mask, s.stage) == (
         UnitMode.LOCAL_FIXED, ModeReason.NORMAL, 1, 1)
@@ -592,7 +593,8 @@ def test_volume_wraps_at_16_bits() -> None:
 
 @pytest.mark.parametrize(("fault", "flagged_at_ds", "status"), [
     (DetectorFault.STUCK_ON, 1001 + 1201, DetectorStatus.STUCK_ON),  # presence > 120 s
-    (DetectorFault.STUCK_OFF, 1001 + 3000, DetectorStatus.STUCK_OFF),  # no edge for 300 s
+    (DetectorFault.STUCK_OFF, 1001 + DetectorDiagnostics().no_activity_ds,
+     DetectorStatus.STUCK_OFF),  # no edge for 30 min
     (DetectorFault.CHATTER, 1010, DetectorStatus.CHATTER),  # 22 edges in [1001, 1010)
 ])
 def test_detector_faults_are_flagged_and_clear(fault: DetectorFault, flagged_at_ds: int,
@@ -656,9 +658,10 @@ def test_actuated_gap_out_and_extension() -> None:
 
 def test_actuated_faulty_detector_is_a_constant_call() -> None:
     rig = Rig(four_phase(actuated=True))
-    rig.run(4000)  # no traffic for 300 s: every loop is flagged STUCK_OFF
-    assert all(r.status is DetectorStatus.STUCK_OFF for r in rig.program.detectors(4000))
-    rig.run(7000)
+    quiet_ds = 1000 + DetectorDiagnostics().no_activity_ds
+    rig.run(quiet_ds)  # no traffic for 30 min: every loop is flagged STUCK_OFF
+    assert all(r.status is DetectorStatus.STUCK_OFF for r in rig.program.detectors(quiet_ds))
+    rig.run(quiet_ds + 3000)
     onsets = rig.green_onsets(1)
     assert onsets[-1] - onsets[-2] == PLAN1.cycle_ds  # max recall: the planned greens
     assert rig.green_onsets(1)[1] - rig.green_onsets(1)[0] < PLAN1.cycle_ds  # gap-out before
