@@ -28,6 +28,7 @@ from devices.controller.registers import (
     REASON_TEXT,
     CommandCode,
     Override,
+    UnitMode,
 )
 
 EXIT_UNREACHABLE = 1
@@ -81,6 +82,10 @@ def format_status(where: str, ident: Identity, status: Status) -> str:
         override = (f"{status.override.name.lower()} phase {status.override_phase or '-'}, "
                     f"{'until release' if status.override_left_ds == INDEFINITE_DS else _s(status.override_left_ds) + ' left'}")
     pending = f"   pending plan {status.pending_plan}" if status.pending_plan else ""
+    if status.mode is UnitMode.CENTRAL or status.watchdog_left_ds:
+        watchdog = f"{_s(status.watchdog_left_ds)} left"
+    else:
+        watchdog = "not running (no central plan in force)"
     return "\n".join([
         f"Controller {where} — {ident.vendor} {ident.model}, firmware {ident.firmware}, "
         f"s/n {ident.serial}, {ident.phase_count} phases, {ident.detector_count} detectors",
@@ -91,7 +96,7 @@ def format_status(where: str, ident: Identity, status: Status) -> str:
         f"  interval  stage {status.stage} {status.interval.name.lower()}, "
         f"{_s(status.time_left_ds)}{'' if status.held else ' left'}",
         f"  override  {override}",
-        f"  watchdog  {_s(status.watchdog_left_ds)} left",
+        f"  watchdog  {watchdog}",
         f"  alarms    {_alarms(status.alarms)}",
         f"  last cmd  #{status.last_seq} {status.last_result.name.lower()} "
         f"({status.last_reason.name}: {REASON_TEXT[status.last_reason]})",
