@@ -9,7 +9,6 @@ program SUMO runs natively.
 
 from __future__ import annotations
 
-from abc import ABC
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from xml.sax.saxutils import quoteattr
@@ -44,8 +43,8 @@ class Observation:
     pressure_zone_veh: dict[str, int]
 
 
-class Controller(ABC):  # noqa: B024 - the base is a complete do-nothing controller
-    """Adapter every controller implements. The defaults describe the network's own program."""
+class Controller:
+    """Adapter every controller implements; the base itself is the network's own program."""
 
     name: ClassVar[str] = "fixed"
     decision_interval_s: ClassVar[float | None] = None  # None: SUMO runs the signals itself

@@ -84,7 +84,7 @@ def run_scenario(scenario: Scenario, controller: Controller, *, seed: int, end_s
         probe = scenario.command(seed=seed, end_s=end_s, run_dir=run_dir)
         try:
             api.start(probe)
-        except Exception as e:  # noqa: BLE001 - libsumo raises its own untyped errors
+        except Exception as e:  # libsumo raises its own untyped errors
             raise ScenarioError(f"SUMO could not load {scenario.sumocfg}: {e}") from e
         try:
             lights = discover(api)
@@ -130,7 +130,7 @@ def run_scenario(scenario: Scenario, controller: Controller, *, seed: int, end_s
                     break  # every vehicle of the scenario has arrived
         except TrafficSimError:
             raise
-        except Exception as e:  # noqa: BLE001 - libsumo/TraCI raise untyped errors
+        except Exception as e:  # libsumo/TraCI raise untyped errors
             raise ScenarioError(f"SUMO failed running {scenario.sumocfg} under "
                                 f"{controller.name}: {e}") from e
         finally:
