@@ -1,0 +1,41 @@
+"""Explicit state carried from one core step to the next (never hidden in the core).
+
+Owns the state layout and its initial value; it must not compute plans.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from controlroom.timing.structure import Structure
+
+# Age given to a detector never seen: beyond any history limit, still finite.
+NEVER_S = 1.0e9
+
+
+@dataclass(frozen=True, eq=False)
+class State:
+    # Detector history (robustness fallback), [I,D].
+    hist_rate_veh_h: np.ndarray
+    hist_queue_veh: np.ndarray
+    rate_age_s: np.ndarray  # time since the last good count reading
+    queue_age_s: np.ndarray
+    # plan_step: smoothed movement flow [I,M] and the last plan; cycle_ds 0 = no plan yet.
+    flow_pcu_h: np.ndarray
+    cycle_ds: np.ndarray  # [I] int
+    green_ds: np.ndarray  # [I,P] int
+    # pressure_step: the phase now green, its green time so far (negative while the
+    # yellow/all-red before it runs) and each phase's time since its last green, [I,P].
+    phase: np.ndarray  # [I] int
+    phase_green_s: np.ndarray  # [I]
+    phase_wait_s: np.ndarray  # [I,P]
+
+
+def initial_state(structure: Structure) -> State:
+    n, p, m, d = structure.shape
+    return State(
+        hist_rate_veh_h=np.zeros((n, d)), hist_queue_veh=np.zeros((n, d)),
+        rate_age_s=np.full((n, d), NEVER_S), queue_age_s=np.full((n, d), NEVER_S),
+        flow_pcu_h=np.zeros((n, m)), cycle_ds=np.zeros(n, np.int64),
+        green_ds=np.zeros((n, p), np.int64), phase=np.zeros(n, np.int64),
+        phase_green_s=np.zeros(n), phase_wait_s=np.zeros((n, p)))
