@@ -28,8 +28,10 @@ ACTUATED_MAX_GREEN_S = 50.0  # netconvert's --tls.max-dur default
 class SignalStatus:
     """What a signal controller knows of itself, per intersection [I]."""
 
-    current_green: np.ndarray  # index into TrafficLight.greens
+    current_green: np.ndarray  # index into TrafficLight.greens (the one left, in a change)
+    target_green: np.ndarray  # the green being changed to (= current when not changing)
     green_elapsed_s: np.ndarray  # 0 while in yellow / all-red
+    clearance_left_s: np.ndarray  # yellow + all-red still to run; 0 in green
     in_green: np.ndarray
 
 

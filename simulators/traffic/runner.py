@@ -65,7 +65,9 @@ class RunResult:
 def _status(driver: PhaseDriver, n: int, t_s: float) -> SignalStatus:
     return SignalStatus(
         current_green=np.array(driver.current, dtype=np.int64),
+        target_green=np.array(driver.target, dtype=np.int64),
         green_elapsed_s=np.array([driver.green_elapsed_s(i, t_s) for i in range(n)]),
+        clearance_left_s=np.array([driver.clearance_left_s(i, t_s) for i in range(n)]),
         in_green=np.array([driver.in_green(i) for i in range(n)], dtype=bool))
 
 

@@ -75,6 +75,14 @@ class PhaseDriver:
     def green_elapsed_s(self, i: int, t_s: float) -> float:
         return t_s - self.entered_s[i] if self.interval[i] == _Interval.GREEN else 0.0
 
+    def clearance_left_s(self, i: int, t_s: float) -> float:
+        since = t_s - self.entered_s[i]
+        if self.interval[i] == _Interval.YELLOW:
+            return max(self.times.yellow_s - since, 0.0) + self.times.all_red_s
+        if self.interval[i] == _Interval.ALL_RED:
+            return max(self.times.all_red_s - since, 0.0)
+        return 0.0
+
     def in_green(self, i: int) -> bool:
         return self.interval[i] == _Interval.GREEN
 

@@ -1,0 +1,208 @@
+"""The `kota` controller: the control room's timing core (controlroom.timing) driving SUMO.
+
+Owns the translation from a discovered SUMO intersection to the core's static structure
+(movements = incoming lanes, one detector station per lane: the stop-line loop's count and
+occupancy with the camera zone's queue) and from the core's outputs back to phase requests.
+It must not give the core anything but those detector arrays and static structure (lane
+widths, phases, which lanes feed which), and leaves clearances to the phase driver.
+
+Two modes: `pressure` (default; pressure_step every second, the core holds min green and
+ends max green) and `plan` (plan_step once per cycle; the plan's greens run in phase order,
+each movement's queue read when its green ends, i.e. the residual queue SCATS-like plans
+must clear).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from controlroom.timing import (
+    DetectorSpec,
+    IntersectionSpec,
+    Measurements,
+    MovementSpec,
+    Params,
+    PhaseSpec,
+    State,
+    Structure,
+    build_structure,
+    initial_state,
+    plan_step,
+    pressure_step,
+)
+from controlroom.timing.structure import MAX_DOWNSTREAM
+from simulators.traffic.controllers import Controller, Observation
+from simulators.traffic.detectors import DetectorReport
+from simulators.traffic.discovery import TrafficLight
+from simulators.traffic.errors import ControllerError
+from simulators.traffic.signals import KEEP, TransitionTimes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KotaTuning:
+    """How the benchmark sets up the core; every value is a street-level timing choice."""
+
+    mode: str = "pressure"  # "pressure" or "plan"
+    yellow_s: float = 3.0  # PKJI amber
+    all_red_s: float = 1.0
+    min_green_s: float = 5.0
+    max_green_s: float = 60.0
+    decision_interval_s: float = 1.0  # pressure mode: one decision per second
+    cycle_min_s: float | None = None  # plan mode; None = PKJI band by phase count
+    cycle_max_s: float | None = None
+    # What the core gets as a lane's queue: "jam" = vehicles standing in the camera zone;
+    # "zone" = every vehicle in the zone, so a platoon still discharging keeps its weight.
+    queue_from: str = "jam"
+    params: Params = Params()
+
+
+def build_kota_structure(lights: tuple[TrafficLight, ...], lane_width_m: dict[str, float],
+                         tuning: KotaTuning) -> tuple[Structure, list[list[int]]]:
+    """The core's structure for ``lights``, and per intersection the lanes kept as movements.
+
+    A lane no green phase serves (its links are never green) is left out: the core requires
+    every movement to be served.
+    """
+    kept: list[list[int]] = []
+    for tl in lights:
+        served = set().union(*(tl.served_incoming(g) for g in range(len(tl.greens))))
+        kept.append([d for d, lane in enumerate(tl.incoming_lanes) if lane in served])
+    detector_of: dict[str, tuple[int, int]] = {}
+    for i, tl in enumerate(lights):
+        for slot, d in enumerate(kept[i]):
+            detector_of[tl.incoming_lanes[d]] = (i, slot)
+    specs = []
+    for i, tl in enumerate(lights):
+        lanes = [tl.incoming_lanes[d] for d in kept[i]]
+        index = {lane: m for m, lane in enumerate(lanes)}
+        movements = []
+        for lane in lanes:
+            outs = sorted({lk.out_lane for lk in tl.links if lk is not None and lk.in_lane == lane})
+            down = [detector_of[o] for o in outs if o in detector_of][:MAX_DOWNSTREAM]
+            movements.append(MovementSpec(width_m=max(lane_width_m.get(lane, 3.2), 1.0),
+                                          downstream=tuple(down)))
+        phases = [PhaseSpec(movements=sorted(index[a] for a in tl.served_incoming(g)
+                                             if a in index),
+                            min_green_s=tuning.min_green_s, max_green_s=tuning.max_green_s,
+                            yellow_s=tuning.yellow_s, all_red_s=tuning.all_red_s)
+                  for g in range(len(tl.greens))]
+        detectors = [DetectorSpec(movement=m) for m in range(len(lanes))]
+        n_ph = len(phases)
+        lo = tuning.cycle_min_s
+        hi = tuning.cycle_max_s
+        if lo is None and n_ph > 8:
+            raise ControllerError(f"{tl.tls_id}: {n_ph} green phases; the core plans at most 8")
+        specs.append(IntersectionSpec(phases=phases, movements=movements, detectors=detectors,
+                                      cycle_min_s=lo, cycle_max_s=hi))
+    return build_structure(specs), kept
+
+
+class KotaController(Controller):
+    """The timing core, fed only what loops and camera zones report."""
+
+    name = "kota"
+
+    def __init__(self, tuning: KotaTuning | None = None) -> None:
+        self.tuning = tuning or KotaTuning()
+        if self.tuning.mode not in ("pressure", "plan"):
+            raise ControllerError(f"kota mode {self.tuning.mode!r}: use 'pressure' or 'plan'")
+        t = self.tuning
+        # The driver's own min green is a floor; the core holds its (equal or longer) one.
+        self.times = TransitionTimes(yellow_s=t.yellow_s, all_red_s=t.all_red_s,
+                                     min_green_s=min(t.min_green_s, 5.0))
+        self.decision_interval_s = t.decision_interval_s if t.mode == "pressure" else 1.0
+        self._structure: Structure | None = None
+        self._state: State | None = None
+        self._kept: list[list[int]] = []
+        self._shape = (0, 0)
+
+    def begin(self, api: Any, lights: tuple[TrafficLight, ...]) -> None:
+        widths = {lane: float(api.lane.getWidth(lane))
+                  for tl in lights for lane in tl.incoming_lanes}
+        self._structure, self._kept = build_kota_structure(lights, widths, self.tuning)
+        self._state = initial_state(self._structure)
+        n, p, _, d = self._structure.shape
+        self._shape = (n, d)
+        self._n_greens = np.array([len(tl.greens) for tl in lights])
+        # Plan mode: the plan being run and where in it each intersection is.
+        self._green_s = np.zeros((n, p))
+        self._acc_count = np.zeros((n, d))
+        self._acc_occ_s = np.zeros((n, d))
+        self._acc_s = np.zeros(n)
+        self._residual_q = np.zeros((n, d))
+        self._serves_det = self._structure.serves[:, :, :]  # movement m == detector slot m
+        self._last_green = np.zeros(n, np.int64)
+
+    def _measurements(self, rep: DetectorReport) -> Measurements:
+        n, d = self._shape
+        count = np.zeros((n, d))
+        occ = np.zeros((n, d))
+        queue = np.zeros((n, d))
+        valid = np.zeros((n, d), bool)
+        for i, lanes in enumerate(self._kept):
+            k = len(lanes)
+            count[i, :k] = rep.count_veh[i, lanes]
+            occ[i, :k] = rep.occupancy_pct[i, lanes] / 100.0
+            queue[i, :k] = (rep.queue_veh if self.tuning.queue_from == "jam"
+                            else rep.zone_veh)[i, lanes]
+            valid[i, :k] = rep.valid[i, lanes]
+        return Measurements(count=count, occupancy=occ, queue_veh=queue, valid=valid,
+                            interval_s=rep.interval_s)
+
+    def decide(self, obs: Observation) -> list[int]:
+        assert self._structure is not None and self._state is not None
+        meas = self._measurements(obs.detectors)
+        if self.tuning.mode == "pressure":
+            # The lamps are the truth: the core's phase clock restarts from what the driver
+            # shows (a requested change may wait for the driver's own minimum green).
+            sig = obs.signals
+            shown = replace(self._state, phase=sig.target_green.copy(),
+                            phase_green_s=np.where(sig.in_green, sig.green_elapsed_s,
+                                                   -sig.clearance_left_s) - meas.interval_s)
+            decision, self._state = pressure_step(self._structure, meas, shown,
+                                                  self.tuning.params)
+            return [int(x) if s else KEEP for x, s in zip(decision.phase, decision.switch,
+                                                         strict=True)]
+        return self._decide_plan(obs, meas)
+
+    def _decide_plan(self, obs: Observation, meas: Measurements) -> list[int]:
+        assert self._structure is not None and self._state is not None
+        st = self._structure
+        sig = obs.signals
+        self._acc_count += meas.count
+        self._acc_occ_s += meas.occupancy * meas.interval_s
+        self._acc_s += meas.interval_s
+        cur = sig.current_green
+        # A green that just ended leaves its lanes' residual queue on the camera.
+        ended = sig.in_green & (cur != self._last_green)
+        for i in np.flatnonzero(ended):
+            served = st.serves[i, self._last_green[i]]
+            self._residual_q[i, served[:self._shape[1]]] = meas.queue_veh[
+                i, served[:self._shape[1]]]
+        self._last_green = np.where(sig.in_green, cur, self._last_green)
+        out = [KEEP] * len(cur)
+        # Cycle boundary: phase 0 has just started (or nothing planned yet) → new plan.
+        need_plan = (self._green_s.sum(axis=1) == 0) | (
+            ended & (cur == 0))
+        if need_plan.any():
+            interval = np.maximum(self._acc_s, 1.0)
+            cyc = Measurements(count=self._acc_count, occupancy=self._acc_occ_s / interval[:, None],
+                               queue_veh=self._residual_q, valid=meas.valid,
+                               interval_s=float(interval.mean()))
+            plan, new_state = plan_step(st, cyc, self._state, self.tuning.params)
+            # Only the intersections at a cycle boundary take the new plan.
+            self._green_s = np.where(need_plan[:, None], plan.green_s, self._green_s)
+            self._state = new_state
+            self._acc_count[need_plan] = 0.0
+            self._acc_occ_s[need_plan] = 0.0
+            self._acc_s[need_plan] = 0.0
+        for i in range(len(cur)):
+            if sig.in_green[i] and sig.green_elapsed_s[i] >= self._green_s[i, cur[i]]:
+                out[i] = int((cur[i] + 1) % self._n_greens[i])
+        return out
