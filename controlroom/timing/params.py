@@ -15,9 +15,8 @@ class Params:
     max_rate_veh_h: float = 3600.0
     # Queues beyond this are clipped (a camera zone or loop chain cannot see further).
     max_queue_veh: float = 200.0
-    # Weight of a fresh reading in a detector's own history (EWMA), used when it later fails.
-    detector_history_weight: float = 0.3
-    # A detector's history older than this is not trusted; its movement's neighbours are.
+    # A detector's last good reading older than this is not trusted; its movement's
+    # neighbours are.
     history_max_age_s: float = 900.0
     # Last resort for a detector with no usable reading, history or neighbour.
     default_rate_veh_h: float = 300.0

@@ -1,20 +1,25 @@
 """SCATS-like cycle/split/offset optimiser for all intersections at once (one call per cycle).
 
 Owns `plan_step`: detector arrays + structure + state in, the next plan + state out. It must
-not do I/O, log, or loop over intersections; loops run only over fixed small counts.
+not do I/O, log, or loop over intersections; the only loop is the water-filling of greens,
+bounded by the number of phases.
 
 Per intersection, every cycle:
 1. clean detectors (measure.py) and sum them per movement → flow (pcu/h), queue (veh);
 2. smooth flow (EWMA) and add a queue-clearance term → demand (pcu/h);
-3. flow ratio y = demand / saturation flow (PKJI S0 = 600 × We), shared between the phases
-   that serve the movement; the critical ratio of a phase is its largest y;
-4. cycle = max(Webster/PKJI (1.5·L + 5)/(1 − Y), the cycle giving the DS target L/(1 − Y/x)),
-   within the cycle band, feasible for min/max greens, at most ±max_cycle_change_s from the
-   last plan, common along a corridor;
-5. greens = (cycle − L) shared in proportion to the critical ratios (Webster, PKJI
-   g = (c − LTI)·FRcrit/ΣFRcrit), clipped to [max(min green, pedestrian), max green] by an
-   exact water-filling solve, then rounded to deciseconds keeping the sum;
-6. offsets = travel time from the corridor's root modulo the cycle.
+3. flow ratio y = demand / saturation flow (PKJI 2023: S0 = 600 × We), shared equally
+   between the phases that serve the movement; a phase's critical ratio is its largest y;
+4. cycle = max(Webster / PKJI c = (1.5·LTI + 5)/(1 − ΣFRcrit), the cycle that brings the
+   critical movements to the DS target x: LTI/(1 − ΣFRcrit/x)), within the cycle band,
+   feasible for min/max greens, at most ±max_cycle_change_s from the last plan, and common
+   along a corridor;
+5. greens = (cycle − LTI) shared in proportion to the critical ratios (Webster; PKJI
+   g = (c − LTI)·FRcrit/ΣFRcrit), clipped to [max(min green, pedestrian), max green] by exact
+   water-filling, then rounded to whole deciseconds by cumulative rounding, which keeps the
+   sum: green_k = ⌊S_k + ½⌋ − ⌊S_{k−1} + ½⌋ with S_k the running sum of the float greens;
+6. offsets = travel time from the corridor's root, modulo the cycle.
+
+Arrays over phases are handled phase-major ([P,I]) inside, so sums over phases add P rows.
 """
 
 from dataclasses import dataclass
@@ -58,92 +63,97 @@ class PlanOutput:
         return self.offset_ds / 10.0
 
 
-def solve_greens(weight: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                 total: np.ndarray) -> np.ndarray:
-    """g = clip(λ·w, lo, hi) with Σg = total, λ found exactly; [I,P] float.
+def water_fill(weight: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+               total: np.ndarray) -> np.ndarray:
+    """g = clip(λ·w, lo, hi) with Σg = total, phase-major [P,I]; callers ensure Σlo ≤ total ≤ Σhi.
 
-    Σ clip(λ·w, lo, hi) is piecewise linear and non-decreasing in λ with breakpoints lo/w and
-    hi/w, so evaluating it at the 2P breakpoints and interpolating solves it without
-    iterating. Callers guarantee Σlo ≤ total ≤ Σhi. Zero weights get lo.
+    Each round shares what the fixed phases leave over the free ones in proportion to w. If
+    the phases pushed above hi exceed the phases pushed below lo in total, the final λ is at
+    least this one, so the former stay above hi: fix them at hi; otherwise fix those below lo
+    at lo. Every round fixes a phase or ends, so P + 1 rounds suffice; it stops as soon as no
+    intersection changes. Zero weights sit at lo from the start.
     """
-    pos = weight > 0
-    w_safe = np.where(pos, weight, 1.0)
-    bp = np.concatenate([np.where(pos, lo / w_safe, 0.0), np.where(pos, hi / w_safe, 0.0)], axis=1)
-    bp.sort(axis=1)  # [I,2P]
-    at_bp = np.clip(bp[:, :, None] * weight[:, None, :], lo[:, None, :], hi[:, None, :]).sum(axis=2)
-    k = (at_bp <= total[:, None] + 1e-9).sum(axis=1)  # >= 1: S(smallest bp) = Σlo
-    k1 = np.clip(k, 1, bp.shape[1] - 1)
-    rows = np.arange(bp.shape[0])
-    b0, b1 = bp[rows, k1 - 1], bp[rows, k1]
-    s0, s1 = at_bp[rows, k1 - 1], at_bp[rows, k1]
-    slope = s1 - s0
-    lam = np.where(slope > 0, b0 + (total - s0) * (b1 - b0) / np.where(slope > 0, slope, 1.0), b0)
-    lam = np.where(k >= bp.shape[1], bp[:, -1], lam)
-    return np.clip(lam[:, None] * weight, lo, hi)
+    fixed = weight <= 0
+    fixed_value = lo.copy()  # lo or hi for the fixed phases
+    for _ in range(weight.shape[0] + 1):  # bounded by the phase count, not by intersections
+        w_free = np.where(fixed, 0.0, weight)
+        base = np.where(fixed, fixed_value, 0.0)
+        lam = (total - base.sum(axis=0)) / np.maximum(w_free.sum(axis=0), 1e-300)
+        g = lam * w_free + base
+        over = g > hi  # fixed phases sit within their bounds
+        under = g < lo
+        excess = np.where(over, g - hi, 0.0).sum(axis=0)
+        deficit = np.where(under, lo - g, 0.0).sum(axis=0)
+        up = excess >= deficit
+        fix_hi = over & up
+        fix_lo = under & ~up
+        if not (fix_hi.any() or fix_lo.any()):
+            break
+        fixed_value = np.where(fix_hi, hi, fixed_value)  # fix_lo phases already hold lo
+        fixed = fixed | fix_hi | fix_lo
+    return g
 
 
 def round_keeping_sum(g: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                       total: np.ndarray) -> np.ndarray:
-    """Integer greens from float greens with Σ = total exactly and lo ≤ g ≤ hi.
+    """Whole deciseconds from float greens [P,I], Σ = total, lo ≤ g ≤ hi (integer lo, hi).
 
-    Largest remainder: floor everything, then give one unit to the phases with the largest
-    fractions (ties: lower phase index); a last correction puts any float residue on the phase
-    with the most room.
+    Cumulative rounding: an integer green stays exactly itself and any other becomes its floor
+    or ceiling, so the bounds hold. A last guard moves any float residue onto the phase with
+    the most room, so the sum holds exactly whatever the float error.
     """
-    fl = np.clip(np.floor(g + 1e-9), lo, hi).astype(np.int64)
-    rem = total - fl.sum(axis=1)
-    frac = np.where(fl < hi, g - fl, -1.0)
-    order = np.argsort(-frac, axis=1, kind="stable")
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(g.shape[1])[None, :].repeat(g.shape[0], 0), axis=1)
-    out = fl + ((rank < rem[:, None]) & (fl < hi))
-    diff = total - out.sum(axis=1)
-    rows = np.arange(g.shape[0])
-    up = np.argmax(hi - out, axis=1)
-    down = np.argmax(out - lo, axis=1)
-    fix_at = np.where(diff > 0, up, down)
-    out[rows, fix_at] += diff
+    edges = np.cumsum(g, axis=0)
+    edges += 0.5
+    edges = np.floor(edges, out=edges).astype(np.int64)
+    out = edges
+    out[1:] -= edges[:-1].copy()
+    np.clip(out, lo, hi, out=out)
+    diff = total - out.sum(axis=0)
+    if diff.any():
+        cols = np.flatnonzero(diff)
+        d = diff[cols]
+        fix_at = np.where(d > 0, np.argmax(hi[:, cols] - out[:, cols], axis=0),
+                          np.argmax(out[:, cols] - lo[:, cols], axis=0))
+        out[fix_at, cols] += d
     return out
 
 
 def plan_step(structure: Structure, measurements: Measurements, state: State,
               params: Params) -> tuple[PlanOutput, State]:
     """The next plan for every intersection from the last interval's detector readings."""
+    hot = structure.hot
     clean = clean_detectors(structure, measurements, state, params)
-    n_counting = structure.n_count_detectors
-    flow_veh_h = movement_totals(structure, clean.rate_veh_h, structure.count_bin)
+    flow_veh_h = movement_totals(structure, clean.rate_veh_h.value, hot.count_bin)
     # A movement without counting detectors is assumed to carry the default (one lane).
-    flow_veh_h = np.where(n_counting > 0, flow_veh_h, params.default_rate_veh_h)
-    flow_now = flow_veh_h * structure.pcu_per_veh
-    queue_veh = movement_totals(structure, clean.queue_veh, structure.queue_bin)
+    flow_veh_h = np.where(hot.has_counts, flow_veh_h, params.default_rate_veh_h)
+    flow_now = flow_veh_h * structure.pcu_per_veh  # 0 for padding movements
+    queue_veh = movement_totals(structure, clean.queue_veh.value, hot.queue_bin)
     had_plan = state.cycle_ds > 0
     a = params.flow_smoothing
-    flow = np.where(had_plan[:, None], a * flow_now + (1 - a) * state.flow_pcu_h, flow_now)
-    flow = np.where(structure.movement_valid, flow, 0.0)
+    flow = flow_now * a
+    flow += state.flow_pcu_h * (1 - a)
+    if not had_plan.all():  # a first plan takes the flow as measured
+        flow = np.where(had_plan[:, None], flow, flow_now)
 
-    sat = np.where(structure.movement_valid, structure.sat_flow_pcu_h, 1.0)
     lost_ds = structure.lost_ds
     prev_cycle_ds = np.where(had_plan, state.cycle_ds, structure.cycle_min_ds)
     # Clear `queue_weight` of the standing queue within the next cycle: 3600 s/h over cycle.
-    queue_pcu_h = params.queue_weight * queue_veh * structure.pcu_per_veh * (
-        36000.0 / prev_cycle_ds)[:, None]
-    demand = flow + queue_pcu_h
-    # A movement served by several phases shares its demand between them.
-    y = demand / sat / np.maximum(structure.n_serving_phases, 1)
-    y = np.where(structure.movement_valid, y, 0.0)
-    critical = np.where(structure.serves, y[:, None, :], 0.0).max(axis=2)  # [I,P]
-    y_total = np.minimum(critical.sum(axis=1), params.max_flow_ratio)
+    demand = flow + queue_veh * structure.pcu_per_veh * (
+        params.queue_weight * 36000.0 / prev_cycle_ds)[:, None]
+    y = demand * hot.inv_sat_share  # flow ratio, shared between serving phases; 0 padding
+    y_flat = np.append(y.ravel(), 0.0)
+    critical = y_flat[hot.phase_movement_index].max(axis=0)  # [P,I]
+    y_total = np.minimum(critical.sum(axis=0), params.max_flow_ratio)
 
     lost_s = lost_ds / 10.0
-    webster_s = (1.5 * lost_s + 5.0) / (1.0 - y_total)  # Webster (1958); PKJI 2023 eq. for c
+    webster_s = (1.5 * lost_s + 5.0) / (1.0 - y_total)  # Webster (1958); PKJI 2023 waktu siklus
     ds_room = 1.0 - y_total / params.ds_target
     ds_cycle_s = np.where(ds_room > 0, lost_s / np.where(ds_room > 0, ds_room, 1.0), np.inf)
-    target_ds = np.minimum(np.maximum(webster_s, ds_cycle_s) * 10.0, 1.0e7)
-    lo_green = np.where(structure.phase_valid, structure.min_green_ds, 0)
-    hi_green = np.where(structure.phase_valid, structure.max_green_ds, 0)
-    lo_c = np.maximum(structure.cycle_min_ds, lo_green.sum(axis=1) + lost_ds)
-    hi_c = np.minimum(structure.cycle_max_ds, hi_green.sum(axis=1) + lost_ds)
-    cycle = np.clip(np.rint(target_ds).astype(np.int64), lo_c, hi_c)
+    target_ds = np.floor(np.minimum(np.maximum(webster_s, ds_cycle_s) * 10.0, 1.0e7) + 0.5)
+    lo_green, hi_green = hot.min_green_pi, hot.max_green_pi
+    lo_c = np.maximum(structure.cycle_min_ds, lo_green.sum(axis=0) + lost_ds)
+    hi_c = np.minimum(structure.cycle_max_ds, hi_green.sum(axis=0) + lost_ds)
+    cycle = np.clip(target_ds.astype(np.int64), lo_c, hi_c)
     step_ds = int(round(params.max_cycle_change_s * 10))
     cycle = np.where(had_plan, np.clip(cycle, state.cycle_ds - step_ds, state.cycle_ds + step_ds),
                      cycle)
@@ -153,29 +163,33 @@ def plan_step(structure: Structure, measurements: Measurements, state: State,
         cycle = common_cycle_ds(root, cycle, lo_c, hi_c)
 
     green_total = cycle - lost_ds
-    weight = np.where(structure.phase_valid, critical, 0.0)
     # No demand anywhere: share equally among the valid phases.
-    none = weight.sum(axis=1) <= 0
-    weight = np.where(none[:, None] & structure.phase_valid, 1.0, weight)
-    green_f = solve_greens(weight, lo_green.astype(np.float64), hi_green.astype(np.float64),
-                           green_total.astype(np.float64))
-    green = round_keeping_sum(green_f, lo_green, hi_green, green_total)
-    split = np.where(structure.phase_valid, green + structure.yellow_ds + structure.all_red_ds, 0)
+    none = critical.sum(axis=0) <= 0
+    weight = np.where(none & hot.phase_valid_pi, 1.0, critical)
+    green_f = water_fill(weight, lo_green.astype(np.float64), hi_green.astype(np.float64),
+                         green_total.astype(np.float64))
+    green_pi = round_keeping_sum(green_f, lo_green, hi_green, green_total)
+    green = np.ascontiguousarray(green_pi.T)
+    split = green + structure.yellow_ds + structure.all_red_ds  # intergreens are 0 at padding
     offset = offsets_ds(travel_ds, cycle)
 
     # Degree of saturation under this plan: flow / (S × effective green / cycle).
-    green_of_movement = np.einsum("ipm,ip->im", structure.serves, green.astype(np.float64))
-    capacity = sat * green_of_movement / cycle[:, None]
-    ds = np.where(capacity > 0, flow / np.where(capacity > 0, capacity, 1.0),
-                  np.where(flow > 0, params.ds_cap, 0.0))
-    ds = np.where(structure.movement_valid, np.minimum(ds, params.ds_cap), 0.0)
+    green_flat = np.append(green_pi.ravel().astype(np.float64), 0.0)
+    green_of_movement = green_flat[hot.movement_phase_index].sum(axis=0)  # [I,M]
+    capacity = structure.sat_flow_pcu_h * green_of_movement
+    capacity /= cycle[:, None]
+    # No capacity: 0/tiny = 0 without flow, capped with flow.
+    ds = np.maximum(capacity, 1e-9, out=capacity)
+    np.divide(flow, ds, out=ds)
+    np.minimum(ds, params.ds_cap, out=ds)
 
     out = PlanOutput(cycle_ds=cycle, green_ds=green, split_ds=split, offset_ds=offset, ds=ds,
-                     queue_veh=queue_veh, flow_pcu_h=flow, critical_ratio=critical,
-                     rate_source=clean.rate_source, queue_source=clean.queue_source)
+                     queue_veh=queue_veh, flow_pcu_h=flow,
+                     critical_ratio=np.ascontiguousarray(critical.T),
+                     rate_source=clean.rate_veh_h.source, queue_source=clean.queue_veh.source)
     new_state = State(
-        hist_rate_veh_h=clean.hist_rate_veh_h, hist_queue_veh=clean.hist_queue_veh,
-        rate_age_s=clean.rate_age_s, queue_age_s=clean.queue_age_s, flow_pcu_h=flow,
-        cycle_ds=cycle, green_ds=green, phase=state.phase, phase_green_s=state.phase_green_s,
-        phase_wait_s=state.phase_wait_s)
+        clock_s=clean.clock_s, hist_rate_veh_h=clean.rate_veh_h.hist,
+        hist_queue_veh=clean.queue_veh.hist, rate_good_s=clean.rate_veh_h.good_s,
+        queue_good_s=clean.queue_veh.good_s, flow_pcu_h=flow, cycle_ds=cycle, green_ds=green,
+        phase=state.phase, phase_green_s=state.phase_green_s, phase_wait_s=state.phase_wait_s)
     return out, new_state

@@ -39,8 +39,8 @@ def phase_pressure(structure: Structure, queue_veh: np.ndarray, rate_veh_h: np.n
     n, _, _, d = structure.shape
     lanes_q = np.maximum(structure.n_queue_detectors, 1)
     lanes_c = np.maximum(structure.n_count_detectors, 1)
-    up = movement_totals(structure, queue_veh, structure.queue_bin) / lanes_q
-    up = up + movement_totals(structure, rate_veh_h, structure.count_bin) / lanes_c * (
+    up = movement_totals(structure, queue_veh, structure.hot.queue_bin) / lanes_q
+    up = up + movement_totals(structure, rate_veh_h, structure.hot.count_bin) / lanes_c * (
         params.arrival_horizon_s / 3600.0)
     flat = np.append(queue_veh.ravel(), 0.0)
     idx = np.where(structure.downstream_detector >= 0, structure.downstream_detector, n * d)
@@ -62,7 +62,7 @@ def pressure_step(structure: Structure, measurements: Measurements, state: State
     n, p, _, _ = structure.shape
     rows = np.arange(n)
     clean = clean_detectors(structure, measurements, state, params)
-    pressure = phase_pressure(structure, clean.queue_veh, clean.rate_veh_h, params)
+    pressure = phase_pressure(structure, clean.queue_veh.value, clean.rate_veh_h.value, params)
     pressure = np.where(structure.phase_valid, pressure, 0.0)
 
     step_s = float(measurements.interval_s)
@@ -91,7 +91,8 @@ def pressure_step(structure: Structure, measurements: Measurements, state: State
     new_green_s = np.where(switch, -lost_s, green_s)
     new_wait_s = np.where(np.arange(p)[None, :] == phase[:, None], 0.0, wait_s)
     new_state = replace(
-        state, hist_rate_veh_h=clean.hist_rate_veh_h, hist_queue_veh=clean.hist_queue_veh,
-        rate_age_s=clean.rate_age_s, queue_age_s=clean.queue_age_s, phase=phase,
+        state, clock_s=clean.clock_s, hist_rate_veh_h=clean.rate_veh_h.hist,
+        hist_queue_veh=clean.queue_veh.hist, rate_good_s=clean.rate_veh_h.good_s,
+        queue_good_s=clean.queue_veh.good_s, phase=phase,
         phase_green_s=new_green_s, phase_wait_s=new_wait_s)
     return PhaseDecision(phase=phase, switch=switch, pressure=pressure), new_state

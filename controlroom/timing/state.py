@@ -9,17 +9,20 @@ import numpy as np
 
 from controlroom.timing.structure import Structure
 
-# Age given to a detector never seen: beyond any history limit, still finite.
-NEVER_S = 1.0e9
+# "Last good reading" of a detector never seen: long before any history limit, still finite.
+NEVER_S = -1.0e9
 
 
 @dataclass(frozen=True, eq=False)
 class State:
-    # Detector history (robustness fallback), [I,D].
+    # Seconds of measurements seen so far (sum of intervals); 0 = nothing seen yet.
+    clock_s: float
+    # Detector history (robustness fallback), [I,D]: the last good reading (or the fallback
+    # that stood in since) and the clock at the last good one.
     hist_rate_veh_h: np.ndarray
     hist_queue_veh: np.ndarray
-    rate_age_s: np.ndarray  # time since the last good count reading
-    queue_age_s: np.ndarray
+    rate_good_s: np.ndarray
+    queue_good_s: np.ndarray
     # plan_step: smoothed movement flow [I,M] and the last plan; cycle_ds 0 = no plan yet.
     flow_pcu_h: np.ndarray
     cycle_ds: np.ndarray  # [I] int
@@ -34,8 +37,8 @@ class State:
 def initial_state(structure: Structure) -> State:
     n, p, m, d = structure.shape
     return State(
-        hist_rate_veh_h=np.zeros((n, d)), hist_queue_veh=np.zeros((n, d)),
-        rate_age_s=np.full((n, d), NEVER_S), queue_age_s=np.full((n, d), NEVER_S),
+        clock_s=0.0, hist_rate_veh_h=np.zeros((n, d)), hist_queue_veh=np.zeros((n, d)),
+        rate_good_s=np.full((n, d), NEVER_S), queue_good_s=np.full((n, d), NEVER_S),
         flow_pcu_h=np.zeros((n, m)), cycle_ds=np.zeros(n, np.int64),
         green_ds=np.zeros((n, p), np.int64), phase=np.zeros(n, np.int64),
         phase_green_s=np.zeros(n), phase_wait_s=np.zeros((n, p)))

@@ -76,6 +76,30 @@ class IntersectionSpec:
 
 
 @dataclass(frozen=True, eq=False)
+class HotPath:
+    """Arrays derived once from the structure so a step needs no reshaping: flat bins for
+    np.bincount, gather tables instead of [I,P,M] masks, phase-major ([P,I]) copies so that
+    sums over phases add P contiguous rows."""
+
+    # i*M + m per detector slot (flattened [I,D]); I*M for padding or the role switched off.
+    det_bin: np.ndarray
+    count_bin: np.ndarray
+    queue_bin: np.ndarray
+    has_counts: np.ndarray  # [I,M] bool: the movement has counting detectors
+    inv_sat_share: np.ndarray  # [I,M] 1 / (saturation flow × phases serving it); 0 padding
+    # [K,P,I]: flat [I,M] index (i*M + m) of the k-th movement of phase p; I*M = none.
+    phase_movement_index: np.ndarray
+    # [J,I,M]: flat phase-major [P,I] index (p*I + i) of the j-th phase serving m; P*I = none.
+    movement_phase_index: np.ndarray
+    phase_valid_pi: np.ndarray  # [P,I] bool
+    min_green_pi: np.ndarray  # [P,I] int ds, 0 padding
+    max_green_pi: np.ndarray  # [P,I] int ds, 0 padding
+    # [I*M+1, J]: flat detector slots (i*D + d) of each movement's detectors; -1 none.
+    movement_detector_index: np.ndarray
+    source_template: np.ndarray  # [I,D] int8: MEASURED (0) for a detector, ABSENT (4) padding
+
+
+@dataclass(frozen=True, eq=False)
 class Structure:
     """Padded arrays describing I intersections; padding is False / 0 / -1."""
 
@@ -103,10 +127,7 @@ class Structure:
     travel_time_ds: np.ndarray  # [I] int
     # Pointer-jumping steps that resolve the longest corridor chain (fixed per structure).
     chain_steps: int
-    # Flat bins for np.bincount: i*M + m per detector slot, I*M for padding / role off.
-    det_bin: np.ndarray  # [I*D]
-    count_bin: np.ndarray  # [I*D]
-    queue_bin: np.ndarray  # [I*D]
+    hot: HotPath
     n_count_detectors: np.ndarray  # [I,M] int
     n_queue_detectors: np.ndarray  # [I,M] int
     n_detectors: np.ndarray  # [I,M] int
@@ -150,7 +171,7 @@ def build_structure(intersections: Sequence[IntersectionSpec], *, max_phases: in
     serves = np.zeros((n, P, M), bool)
     movement_valid = np.zeros((n, M), bool)
     sat = np.zeros((n, M))
-    pcu = np.ones((n, M))
+    pcu = np.zeros((n, M))
     det_valid = np.zeros((n, D), bool)
     det_mov = np.full((n, D), -1, np.int64)
     det_counts = np.zeros((n, D), bool)
@@ -246,16 +267,48 @@ def build_structure(intersections: Sequence[IntersectionSpec], *, max_phases: in
     def per_movement(bins: np.ndarray) -> np.ndarray:
         return np.bincount(bins, minlength=n * M + 1)[:-1].reshape(n, M)
 
+    n_serving = serves.sum(axis=1)
+    k_max = max(int(serves.sum(axis=2).max()), 1)
+    pm_index = np.full((k_max, P, n), n * M, np.int64)
+    j_max = max(int(n_serving.max()), 1)
+    mp_index = np.full((j_max, n, M), P * n, np.int64)
+    for i in range(n):
+        for p in range(P):
+            ms = np.flatnonzero(serves[i, p])
+            pm_index[:len(ms), p, i] = i * M + ms
+        for m in range(M):
+            ps = np.flatnonzero(serves[i, :, m])
+            mp_index[:len(ps), i, m] = ps * n + i
+    per_mov = np.bincount(det_bin, minlength=n * M + 1)
+    per_mov[-1] = 0
+    md_index = np.full((n * M + 1, max(int(per_mov.max()), 1)), -1, np.int64)
+    fill = np.zeros(n * M + 1, np.int64)
+    for slot in np.flatnonzero(det_valid.ravel()):
+        b = det_bin[slot]
+        md_index[b, fill[b]] = slot
+        fill[b] += 1
+    hot = HotPath(
+        det_bin=det_bin, count_bin=count_bin, queue_bin=queue_bin,
+        has_counts=per_movement(count_bin) > 0,
+        inv_sat_share=np.where(movement_valid, 1.0 / np.where(movement_valid, sat, 1.0)
+                               / np.maximum(n_serving, 1), 0.0),
+        phase_movement_index=pm_index, movement_phase_index=mp_index,
+        phase_valid_pi=np.ascontiguousarray(phase_valid.T),
+        min_green_pi=np.ascontiguousarray(min_g.T), max_green_pi=np.ascontiguousarray(max_g.T),
+        movement_detector_index=md_index,
+        source_template=np.where(det_valid, 0, 4).astype(np.int8))
+    for a in vars(hot).values():
+        a.setflags(write=False)
+
     arrays = dict(
         n_phases=n_phases, phase_valid=phase_valid, serves=serves, movement_valid=movement_valid,
-        n_serving_phases=serves.sum(axis=1), sat_flow_pcu_h=sat, pcu_per_veh=pcu,
+        n_serving_phases=n_serving, sat_flow_pcu_h=sat, pcu_per_veh=pcu,
         detector_valid=det_valid, detector_movement=det_mov, detector_counts=det_counts,
         detector_queues=det_queues, downstream_detector=down, min_green_ds=min_g,
         ped_min_ds=ped, max_green_ds=max_g, yellow_ds=yellow, all_red_ds=all_red,
         lost_ds=(yellow + all_red).sum(axis=1), cycle_min_ds=cyc_lo, cycle_max_ds=cyc_hi,
-        upstream=upstream, travel_time_ds=travel, det_bin=det_bin, count_bin=count_bin,
-        queue_bin=queue_bin, n_count_detectors=per_movement(count_bin),
+        upstream=upstream, travel_time_ds=travel, n_count_detectors=per_movement(count_bin),
         n_queue_detectors=per_movement(queue_bin), n_detectors=per_movement(det_bin))
     for a in arrays.values():
         a.setflags(write=False)
-    return Structure(chain_steps=chain_steps, **arrays)
+    return Structure(chain_steps=chain_steps, hot=hot, **arrays)
