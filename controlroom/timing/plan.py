@@ -70,28 +70,44 @@ def water_fill(weight: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     Each round shares what the fixed phases leave over the free ones in proportion to w. If
     the phases pushed above hi exceed the phases pushed below lo in total, the final λ is at
     least this one, so the former stay above hi: fix them at hi; otherwise fix those below lo
-    at lo. Every round fixes a phase or ends, so P + 1 rounds suffice; it stops as soon as no
-    intersection changes. Zero weights sit at lo from the start.
+    at lo. Every round fixes a phase or ends, so P + 1 rounds suffice; an intersection with nothing
+    left to fix drops out, and it stops when none is left. Zero weights sit at lo from the start.
     """
     fixed = weight <= 0
-    fixed_value = lo.copy()  # lo or hi for the fixed phases
+    fixed_value = lo  # lo, or hi once fixed there
+    g_all = None
+    cols = None  # intersections still changing (None: all of them)
+    w, low, high, tot = weight, lo, hi, total
     for _ in range(weight.shape[0] + 1):  # bounded by the phase count, not by intersections
-        w_free = np.where(fixed, 0.0, weight)
-        base = np.where(fixed, fixed_value, 0.0)
-        lam = (total - base.sum(axis=0)) / np.maximum(w_free.sum(axis=0), 1e-300)
-        g = lam * w_free + base
-        over = g > hi  # fixed phases sit within their bounds
-        under = g < lo
-        excess = np.where(over, g - hi, 0.0).sum(axis=0)
-        deficit = np.where(under, lo - g, 0.0).sum(axis=0)
+        # In place where possible: at 10,000 intersections fresh temporaries cost page faults.
+        scratch = np.where(fixed, 0.0, w)  # the free phases' weights
+        g = np.where(fixed, fixed_value, 0.0)  # the fixed phases' greens
+        lam = tot - g.sum(axis=0)
+        lam /= np.maximum(scratch.sum(axis=0), 1e-300)
+        scratch *= lam
+        g += scratch  # g = λ·w (free) + fixed value (fixed); fixed ones sit within bounds
+        if g_all is None:
+            g_all = g
+        else:
+            g_all[:, cols] = g
+        np.subtract(g, high, out=scratch)
+        over = scratch > 0
+        excess = np.maximum(scratch, 0.0, out=scratch).sum(axis=0)
+        np.subtract(low, g, out=scratch)
+        under = scratch > 0
+        deficit = np.maximum(scratch, 0.0, out=scratch).sum(axis=0)
         up = excess >= deficit
         fix_hi = over & up
         fix_lo = under & ~up
-        if not (fix_hi.any() or fix_lo.any()):
+        changed = np.flatnonzero((fix_hi | fix_lo).any(axis=0))
+        if not changed.size:
             break
-        fixed_value = np.where(fix_hi, hi, fixed_value)  # fix_lo phases already hold lo
-        fixed = fixed | fix_hi | fix_lo
-    return g
+        # An intersection with nothing to fix has converged; carry on with the others only.
+        fixed_value = np.where(fix_hi, high, fixed_value)[:, changed]
+        fixed = (fixed | fix_hi | fix_lo)[:, changed]
+        cols = changed if cols is None else cols[changed]
+        w, low, high, tot = w[:, changed], low[:, changed], high[:, changed], tot[changed]
+    return g_all
 
 
 def round_keeping_sum(g: np.ndarray, lo: np.ndarray, hi: np.ndarray,
@@ -125,7 +141,7 @@ def plan_step(structure: Structure, measurements: Measurements, state: State,
     clean = clean_detectors(structure, measurements, state, params)
     flow_veh_h = movement_totals(structure, clean.rate_veh_h.value, hot.count_bin)
     # A movement without counting detectors is assumed to carry the default (one lane).
-    flow_veh_h = np.where(hot.has_counts, flow_veh_h, params.default_rate_veh_h)
+    flow_veh_h.flat[hot.uncounted_movements] = params.default_rate_veh_h
     flow_now = flow_veh_h * structure.pcu_per_veh  # 0 for padding movements
     queue_veh = movement_totals(structure, clean.queue_veh.value, hot.queue_bin)
     had_plan = state.cycle_ds > 0
@@ -138,10 +154,13 @@ def plan_step(structure: Structure, measurements: Measurements, state: State,
     lost_ds = structure.lost_ds
     prev_cycle_ds = np.where(had_plan, state.cycle_ds, structure.cycle_min_ds)
     # Clear `queue_weight` of the standing queue within the next cycle: 3600 s/h over cycle.
-    demand = flow + queue_veh * structure.pcu_per_veh * (
-        params.queue_weight * 36000.0 / prev_cycle_ds)[:, None]
-    y = demand * hot.inv_sat_share  # flow ratio, shared between serving phases; 0 padding
-    y_flat = np.append(y.ravel(), 0.0)
+    demand = queue_veh * structure.pcu_per_veh
+    demand *= (params.queue_weight * 36000.0 / prev_cycle_ds)[:, None]
+    demand += flow
+    # Flow ratio, shared between serving phases; 0 for padding, and one 0 slot at the end
+    # for the gather table's "no movement".
+    y_flat = np.zeros(demand.size + 1)
+    np.multiply(demand, hot.inv_sat_share, out=y_flat[:-1].reshape(demand.shape))
     critical = y_flat[hot.phase_movement_index].max(axis=0)  # [P,I]
     y_total = np.minimum(critical.sum(axis=0), params.max_flow_ratio)
 
@@ -189,7 +208,8 @@ def plan_step(structure: Structure, measurements: Measurements, state: State,
                      rate_source=clean.rate_veh_h.source, queue_source=clean.queue_veh.source)
     new_state = State(
         clock_s=clean.clock_s, hist_rate_veh_h=clean.rate_veh_h.hist,
-        hist_queue_veh=clean.queue_veh.hist, rate_good_s=clean.rate_veh_h.good_s,
+        hist_queue_veh=clean.queue_veh.hist, rate_unhealthy=clean.rate_veh_h.unhealthy,
+        rate_good_s=clean.rate_veh_h.good_s, queue_unhealthy=clean.queue_veh.unhealthy,
         queue_good_s=clean.queue_veh.good_s, flow_pcu_h=flow, cycle_ds=cycle, green_ds=green,
         phase=state.phase, phase_green_s=state.phase_green_s, phase_wait_s=state.phase_wait_s)
     return out, new_state

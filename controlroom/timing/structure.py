@@ -85,7 +85,7 @@ class HotPath:
     det_bin: np.ndarray
     count_bin: np.ndarray
     queue_bin: np.ndarray
-    has_counts: np.ndarray  # [I,M] bool: the movement has counting detectors
+    uncounted_movements: np.ndarray  # flat [I,M] indices of valid movements with no counts
     inv_sat_share: np.ndarray  # [I,M] 1 / (saturation flow × phases serving it); 0 padding
     # [K,P,I]: flat [I,M] index (i*M + m) of the k-th movement of phase p; I*M = none.
     phase_movement_index: np.ndarray
@@ -289,7 +289,7 @@ def build_structure(intersections: Sequence[IntersectionSpec], *, max_phases: in
         fill[b] += 1
     hot = HotPath(
         det_bin=det_bin, count_bin=count_bin, queue_bin=queue_bin,
-        has_counts=per_movement(count_bin) > 0,
+        uncounted_movements=np.flatnonzero(movement_valid & (per_movement(count_bin) == 0)),
         inv_sat_share=np.where(movement_valid, 1.0 / np.where(movement_valid, sat, 1.0)
                                / np.maximum(n_serving, 1), 0.0),
         phase_movement_index=pm_index, movement_phase_index=mp_index,

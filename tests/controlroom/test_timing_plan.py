@@ -193,7 +193,8 @@ def test_no_nan_and_bounds_on_bad_data(kind):
         out, state = plan_step(s, Measurements(count, np.zeros_like(count), queue, valid, interval), state,
                                Params())
         check_plan(s, out, before)
-        for k in ("hist_rate_veh_h", "hist_queue_veh", "flow_pcu_h", "rate_good_s"):
+        for k in ("hist_rate_veh_h", "hist_queue_veh", "flow_pcu_h", "rate_good_s",
+                  "queue_good_s"):
             assert np.all(np.isfinite(getattr(state, k)))
 
 
