@@ -44,35 +44,56 @@ from simulators.traffic.signals import KEEP, TransitionTimes
 log = logging.getLogger(__name__)
 
 
+# Tuned on sumo-rl's development networks (single-intersection, 2way-single-intersection,
+# 2x2grid, 3x3grid, 4x4-Lucas, double; 3600 s, seeds 1-2) by sweeping these knobs; see
+# simulators/traffic/README.md. The anti-starvation term is all but off (max green already
+# bounds any wait) and a switch is weighed over a 10 s horizon.
+TUNED_PARAMS = Params(wait_scale_s=1000.0, decision_horizon_s=10.0)
+
+
 @dataclass(frozen=True)
 class KotaTuning:
     """How the benchmark sets up the core; every value is a street-level timing choice."""
 
     mode: str = "pressure"  # "pressure" or "plan"
     yellow_s: float = 3.0  # PKJI amber
-    all_red_s: float = 1.0
-    min_green_s: float = 5.0
+    # None: the network's own all-red (the longest after any green of any of its signals),
+    # i.e. the clearance the city set; the baselines run the network's or none at all.
+    all_red_s: float | None = None
+    min_green_s: float = 7.0
     max_green_s: float = 60.0
-    decision_interval_s: float = 1.0  # pressure mode: one decision per second
+    decision_interval_s: float = 2.0  # pressure mode: one decision every 2 s
     cycle_min_s: float | None = None  # plan mode; None = PKJI band by phase count
     cycle_max_s: float | None = None
     # What the core gets as a lane's queue: "jam" = vehicles standing in the camera zone;
-    # "zone" = every vehicle in the zone, so a platoon still discharging keeps its weight.
-    queue_from: str = "jam"
-    params: Params = Params()
+    # "zone" = every vehicle in the zone, so a platoon still discharging keeps its weight
+    # (with "jam" a phase loses its pressure the moment its queue starts moving).
+    queue_from: str = "zone"
+    # Where a movement's downstream queue is read: "exit" = vehicles standing in the exit
+    # camera zone at the start of its outgoing lane (blocking back); "stop_line" = the next
+    # intersection's camera zone on that lane, if signalised; "none".
+    downstream_from: str = "exit"
+    params: Params = TUNED_PARAMS
+
+
+def network_all_red_s(lights: tuple[TrafficLight, ...]) -> float:
+    return max((g.all_red_s for tl in lights for g in tl.greens), default=0.0)
 
 
 def build_kota_structure(lights: tuple[TrafficLight, ...], lane_width_m: dict[str, float],
-                         tuning: KotaTuning) -> tuple[Structure, list[list[int]]]:
+                         tuning: KotaTuning, all_red_s: float
+                         ) -> tuple[Structure, list[list[int]]]:
     """The core's structure for ``lights``, and per intersection the lanes kept as movements.
 
     A lane no green phase serves (its links are never green) is left out: the core requires
     every movement to be served.
     """
     kept: list[list[int]] = []
+    exit_slot0 = []
     for tl in lights:
         served = set().union(*(tl.served_incoming(g) for g in range(len(tl.greens))))
         kept.append([d for d, lane in enumerate(tl.incoming_lanes) if lane in served])
+        exit_slot0.append(len(kept[-1]))  # exit zones follow the stop-line stations
     detector_of: dict[str, tuple[int, int]] = {}
     for i, tl in enumerate(lights):
         for slot, d in enumerate(kept[i]):
@@ -84,15 +105,26 @@ def build_kota_structure(lights: tuple[TrafficLight, ...], lane_width_m: dict[st
         movements = []
         for lane in lanes:
             outs = sorted({lk.out_lane for lk in tl.links if lk is not None and lk.in_lane == lane})
-            down = [detector_of[o] for o in outs if o in detector_of][:MAX_DOWNSTREAM]
+            if tuning.downstream_from == "exit":
+                down = [(i, exit_slot0[i] + tl.outgoing_lanes.index(o)) for o in outs]
+            elif tuning.downstream_from == "stop_line":
+                down = [detector_of[o] for o in outs if o in detector_of]
+            else:
+                down = []
+            down = down[:MAX_DOWNSTREAM]
             movements.append(MovementSpec(width_m=max(lane_width_m.get(lane, 3.2), 1.0),
                                           downstream=tuple(down)))
         phases = [PhaseSpec(movements=sorted(index[a] for a in tl.served_incoming(g)
                                              if a in index),
                             min_green_s=tuning.min_green_s, max_green_s=tuning.max_green_s,
-                            yellow_s=tuning.yellow_s, all_red_s=tuning.all_red_s)
+                            yellow_s=tuning.yellow_s, all_red_s=all_red_s)
                   for g in range(len(tl.greens))]
         detectors = [DetectorSpec(movement=m) for m in range(len(lanes))]
+        if tuning.downstream_from == "exit":
+            # Exit zones belong to no movement of their own: neither counted nor queued here,
+            # read only as the downstream queue of the movements feeding them.
+            detectors += [DetectorSpec(movement=0, counts=False, queues=False)
+                          for _ in tl.outgoing_lanes]
         n_ph = len(phases)
         lo = tuning.cycle_min_s
         hi = tuning.cycle_max_s
@@ -113,19 +145,26 @@ class KotaController(Controller):
         if self.tuning.mode not in ("pressure", "plan"):
             raise ControllerError(f"kota mode {self.tuning.mode!r}: use 'pressure' or 'plan'")
         t = self.tuning
-        # The driver's own min green is a floor; the core holds its (equal or longer) one.
-        self.times = TransitionTimes(yellow_s=t.yellow_s, all_red_s=t.all_red_s,
-                                     min_green_s=min(t.min_green_s, 5.0))
+        self.times = self._times(t.all_red_s or 0.0)
         self.decision_interval_s = t.decision_interval_s if t.mode == "pressure" else 1.0
         self._structure: Structure | None = None
         self._state: State | None = None
         self._kept: list[list[int]] = []
         self._shape = (0, 0)
 
+    def _times(self, all_red_s: float) -> TransitionTimes:
+        # The driver's own min green is a floor; the core holds its (equal or longer) one.
+        return TransitionTimes(yellow_s=self.tuning.yellow_s, all_red_s=all_red_s,
+                               min_green_s=min(self.tuning.min_green_s, 5.0))
+
     def begin(self, api: Any, lights: tuple[TrafficLight, ...]) -> None:
         widths = {lane: float(api.lane.getWidth(lane))
                   for tl in lights for lane in tl.incoming_lanes}
-        self._structure, self._kept = build_kota_structure(lights, widths, self.tuning)
+        all_red_s = (network_all_red_s(lights) if self.tuning.all_red_s is None
+                     else self.tuning.all_red_s)
+        self.times = self._times(all_red_s)  # read by the runner after begin()
+        self._structure, self._kept = build_kota_structure(lights, widths, self.tuning,
+                                                           all_red_s)
         self._state = initial_state(self._structure)
         n, p, _, d = self._structure.shape
         self._shape = (n, d)
@@ -136,7 +175,6 @@ class KotaController(Controller):
         self._acc_occ_s = np.zeros((n, d))
         self._acc_s = np.zeros(n)
         self._residual_q = np.zeros((n, d))
-        self._serves_det = self._structure.serves[:, :, :]  # movement m == detector slot m
         self._last_green = np.zeros(n, np.int64)
 
     def _measurements(self, rep: DetectorReport) -> Measurements:
@@ -152,6 +190,10 @@ class KotaController(Controller):
             queue[i, :k] = (rep.queue_veh if self.tuning.queue_from == "jam"
                             else rep.zone_veh)[i, lanes]
             valid[i, :k] = rep.valid[i, lanes]
+            if self.tuning.downstream_from == "exit":
+                e = int(rep.exit_valid[i].sum())
+                queue[i, k:k + e] = rep.exit_queue_veh[i, :e]
+                valid[i, k:k + e] = True
         return Measurements(count=count, occupancy=occ, queue_veh=queue, valid=valid,
                             interval_s=rep.interval_s)
 
@@ -179,17 +221,17 @@ class KotaController(Controller):
         self._acc_occ_s += meas.occupancy * meas.interval_s
         self._acc_s += meas.interval_s
         cur = sig.current_green
-        # A green that just ended leaves its lanes' residual queue on the camera.
-        ended = sig.in_green & (cur != self._last_green)
-        for i in np.flatnonzero(ended):
-            served = st.serves[i, self._last_green[i]]
-            self._residual_q[i, served[:self._shape[1]]] = meas.queue_veh[
-                i, served[:self._shape[1]]]
+        # A new green has started: what the previous green left standing on its lanes (after
+        # its clearance) is the residual queue the next plan must also clear.
+        started = sig.in_green & (cur != self._last_green)
+        d = self._shape[1]
+        for i in np.flatnonzero(started):
+            left = st.serves[i, self._last_green[i], :d]  # movement m is detector slot m
+            self._residual_q[i, left] = meas.queue_veh[i, left]
         self._last_green = np.where(sig.in_green, cur, self._last_green)
         out = [KEEP] * len(cur)
         # Cycle boundary: phase 0 has just started (or nothing planned yet) → new plan.
-        need_plan = (self._green_s.sum(axis=1) == 0) | (
-            ended & (cur == 0))
+        need_plan = (self._green_s.sum(axis=1) == 0) | (started & (cur == 0))
         if need_plan.any():
             interval = np.maximum(self._acc_s, 1.0)
             cyc = Measurements(count=self._acc_count, occupancy=self._acc_occ_s / interval[:, None],

@@ -35,7 +35,7 @@ def test_reports_are_counts_occupancy_and_queues_only(single_intersection: Path,
     assert len(rec.seen) >= 55
     assert {f.name for f in dataclasses.fields(DetectorReport)} == {
         "count_veh", "occupancy_pct", "queue_veh", "zone_veh", "zone_occupancy_pct", "valid",
-        "interval_s"}
+        "exit_veh", "exit_queue_veh", "exit_valid", "interval_s"}
     assert {f.name for f in dataclasses.fields(Observation)} == {
         "t_s", "detectors", "signals", "pressure_zone_veh"}
     assert {f.name for f in dataclasses.fields(SignalStatus)} <= {
@@ -49,7 +49,9 @@ def test_reports_are_counts_occupancy_and_queues_only(single_intersection: Path,
             arr = getattr(rep, name)
             assert isinstance(arr, np.ndarray) and arr.shape == (1, 4), name
             assert arr.dtype.kind in "bf", name
-        assert rep.valid.all()
+        assert rep.valid.all() and rep.exit_valid.all()
+        assert rep.exit_veh.shape == rep.exit_queue_veh.shape == (1, 4)
+        assert (rep.exit_queue_veh <= rep.exit_veh).all()
         assert np.isfinite(rep.count_veh).all() and (rep.count_veh >= 0).all()
         assert ((rep.occupancy_pct >= 0) & (rep.occupancy_pct <= 100)).all()
         # A 50 m zone holds at most ~7 cars of 5 m + 2.5 m gap.

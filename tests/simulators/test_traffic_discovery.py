@@ -48,7 +48,8 @@ def test_detector_layout_is_one_loop_and_one_camera_zone_per_incoming_lane(
     assert layout.shape == (1, 4)
     assert layout.zone_length_m == ((CAMERA_ZONE_M,) * 4,)
     text = write_additional(layout, tmp_path / "d.add.xml").read_text()
-    assert text.count("<inductionLoop") == 4 and text.count("<laneAreaDetector") == 4
+    # Per incoming lane a loop and a zone; per outgoing lane an exit zone.
+    assert text.count("<inductionLoop") == 4 and text.count("<laneAreaDetector") == 8
     with_pressure = plan_layout(lights, pressure_zones=True)
     assert set(with_pressure.pressure_zone_ids) == {*lights[0].incoming_lanes,
                                                     *lights[0].outgoing_lanes}
