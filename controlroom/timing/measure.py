@@ -100,8 +100,12 @@ def clean_detectors(structure: Structure, measurements: Measurements, state: Sta
     with np.errstate(over="ignore", invalid="ignore"):
         rate = count * (3600.0 / interval_s) if interval_ok else np.full(count.shape, np.nan)
         # NaN fails every comparison, so these masks also reject NaN; inf fails the bound.
-        ok_rate = valid & (rate >= 0.0) & (rate <= params.max_rate_veh_h)
-        ok_queue = valid & (queue >= 0.0) & (queue < np.inf)
+        ok_rate = rate >= 0.0
+        ok_rate &= rate <= params.max_rate_veh_h
+        ok_rate &= valid
+        ok_queue = queue >= 0.0
+        ok_queue &= queue < np.inf
+        ok_queue &= valid
         queue = np.minimum(queue, params.max_queue_veh)  # a fresh array, cleaned in place
     return CleanDetectors(
         clock_s,

@@ -194,7 +194,8 @@ def plan_step(structure: Structure, measurements: Measurements, state: State,
 
     # Degree of saturation under this plan: flow / (S × effective green / cycle).
     green_flat = np.append(green_pi.ravel().astype(np.float64), 0.0)
-    green_of_movement = green_flat[hot.movement_phase_index].sum(axis=0)  # [I,M]
+    green_of_movement = green_flat[hot.movement_first_phase]  # [I,M]
+    np.add.at(green_of_movement.ravel(), hot.extra_movement, green_flat[hot.extra_phase])
     capacity = structure.sat_flow_pcu_h * green_of_movement
     capacity /= cycle[:, None]
     # No capacity: 0/tiny = 0 without flow, capped with flow.

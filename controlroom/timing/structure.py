@@ -89,8 +89,12 @@ class HotPath:
     inv_sat_share: np.ndarray  # [I,M] 1 / (saturation flow × phases serving it); 0 padding
     # [K,P,I]: flat [I,M] index (i*M + m) of the k-th movement of phase p; I*M = none.
     phase_movement_index: np.ndarray
-    # [J,I,M]: flat phase-major [P,I] index (p*I + i) of the j-th phase serving m; P*I = none.
-    movement_phase_index: np.ndarray
+    # Phases serving each movement, as flat phase-major [P,I] indices (p*I + i): the first
+    # one per movement [I,M] (P*I for padding), then the few other (movement, phase) pairs
+    # as flat [I,M] movement indices and phase indices.
+    movement_first_phase: np.ndarray
+    extra_movement: np.ndarray
+    extra_phase: np.ndarray
     phase_valid_pi: np.ndarray  # [P,I] bool
     min_green_pi: np.ndarray  # [P,I] int ds, 0 padding
     max_green_pi: np.ndarray  # [P,I] int ds, 0 padding
@@ -270,15 +274,19 @@ def build_structure(intersections: Sequence[IntersectionSpec], *, max_phases: in
     n_serving = serves.sum(axis=1)
     k_max = max(int(serves.sum(axis=2).max()), 1)
     pm_index = np.full((k_max, P, n), n * M, np.int64)
-    j_max = max(int(n_serving.max()), 1)
-    mp_index = np.full((j_max, n, M), P * n, np.int64)
+    first_phase = np.full((n, M), P * n, np.int64)
+    extra_mov: list[int] = []
+    extra_ph: list[int] = []
     for i in range(n):
         for p in range(P):
             ms = np.flatnonzero(serves[i, p])
             pm_index[:len(ms), p, i] = i * M + ms
         for m in range(M):
             ps = np.flatnonzero(serves[i, :, m])
-            mp_index[:len(ps), i, m] = ps * n + i
+            if len(ps):
+                first_phase[i, m] = ps[0] * n + i
+            extra_mov.extend([i * M + m] * (len(ps) - 1))
+            extra_ph.extend((ps[1:] * n + i).tolist())
     per_mov = np.bincount(det_bin, minlength=n * M + 1)
     per_mov[-1] = 0
     md_index = np.full((n * M + 1, max(int(per_mov.max()), 1)), -1, np.int64)
@@ -292,7 +300,8 @@ def build_structure(intersections: Sequence[IntersectionSpec], *, max_phases: in
         uncounted_movements=np.flatnonzero(movement_valid & (per_movement(count_bin) == 0)),
         inv_sat_share=np.where(movement_valid, 1.0 / np.where(movement_valid, sat, 1.0)
                                / np.maximum(n_serving, 1), 0.0),
-        phase_movement_index=pm_index, movement_phase_index=mp_index,
+        phase_movement_index=pm_index, movement_first_phase=first_phase,
+        extra_movement=np.array(extra_mov, np.int64), extra_phase=np.array(extra_ph, np.int64),
         phase_valid_pi=np.ascontiguousarray(phase_valid.T),
         min_green_pi=np.ascontiguousarray(min_g.T), max_green_pi=np.ascontiguousarray(max_g.T),
         movement_detector_index=md_index,
