@@ -75,13 +75,14 @@ def pressure_step(structure: Structure, measurements: Measurements, state: State
     others = np.where(structure.phase_valid & (np.arange(p)[None, :] != current[:, None]),
                       urgency, -np.inf)
     best = np.argmax(others, axis=1)
-    best_urgency = others[rows, best]
+    can_switch = (structure.n_phases > 1) & np.isfinite(others[rows, best])
+    best_urgency = np.where(can_switch, others[rows, best], 0.0)
     cur_urgency = urgency[rows, current]
     lost_s = (structure.yellow_ds + structure.all_red_ds)[rows, current] / 10.0
-    horizon_s = params.decision_horizon_s
-    gain = best_urgency * max(horizon_s, 0.0) - np.maximum(lost_s, 0.0) * best_urgency \
-        - cur_urgency * horizon_s - params.switch_cost
-    can_switch = (structure.n_phases > 1) & np.isfinite(best_urgency)
+    # Serving the best other phase for the horizon minus the clearance, against staying.
+    horizon_s = max(params.decision_horizon_s, 0.0)
+    gain = best_urgency * np.maximum(horizon_s - lost_s, 0.0) - cur_urgency * horizon_s \
+        - params.switch_cost
     min_done = green_s >= structure.min_green_ds[rows, current] / 10.0
     max_done = green_s >= structure.max_green_ds[rows, current] / 10.0
     someone_waits = best_urgency > 0

@@ -2,6 +2,9 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from controlroom.timing import (
     DetectorSpec,
@@ -15,6 +18,7 @@ from controlroom.timing import (
     pressure_step,
 )
 from controlroom.timing.state import State
+from kota.bench_core import random_structure
 
 # Intersection 0: phase 0 serves movement 0 (5 m → 3000 pcu/h), phase 1 movement 1 (4 m →
 # 2400 pcu/h); one detector each; yellow 3 s + all-red 2 s; min green 7 s, max green 60 s.
@@ -127,3 +131,33 @@ def test_waiting_phase_gains_urgency():
     # 5.0 vs 5.833 × (1 + 120/60) = 17.5 → switch although the raw pressures are close.
     d, _ = pressure_step(s, queues(6, 7), st, Params(wait_scale_s=60.0))
     assert d.switch.tolist()[0] is True
+
+
+finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=64)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), data=st.data())
+def test_decisions_are_valid_phases_and_hold_min_max_green_on_any_data(seed, data):
+    s = random_structure(6, phases=5, detectors=8, seed=seed, ragged=True)
+    n, _, _, d = s.shape
+    state = initial_state(s)
+    for _ in range(8):
+        count = data.draw(arrays(np.float64, (n, d), elements=finite_or_not))
+        queue = data.draw(arrays(np.float64, (n, d), elements=finite_or_not))
+        valid = data.draw(arrays(np.bool_, (n, d)))
+        step_s = data.draw(st.sampled_from([1.0, 5.0, 30.0]))
+        before = state
+        dec, state = pressure_step(s, Measurements(count, count, queue, valid, step_s), state,
+                                   Params())
+        assert np.all(np.isfinite(dec.pressure)) and np.all(dec.pressure >= 0)
+        assert np.all((dec.phase >= 0) & (dec.phase < s.n_phases))
+        assert np.all(s.phase_valid[np.arange(n), dec.phase])
+        green_s = before.phase_green_s + step_s
+        cur = before.phase
+        min_s = s.min_green_ds[np.arange(n), cur] / 10
+        max_s = s.max_green_ds[np.arange(n), cur] / 10
+        assert not np.any(dec.switch & (green_s < min_s))  # min green held
+        assert not np.any(~dec.switch & (green_s >= max_s) & (s.n_phases > 1))  # max ended
+        assert np.array_equal(dec.switch, dec.phase != cur)
+        assert np.all(np.isfinite(state.phase_green_s)) and np.all(np.isfinite(state.phase_wait_s))
