@@ -322,6 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "on the embedded server)")
     ingest.add_argument("--json", action="store_true", help="print one JSON object of figures as the "
                         "last line")
+    from kota.bench_control import add_parser as add_bench_control
+    from kota.bench_core import add_parser as add_bench_core
+
+    add_bench_control(bench_sub)
+    add_bench_core(bench_sub)
     ctl = add(bench_sub, "controller", "one emulator process serving many controllers, polled by "
               "the driver", cmd_bench_controller,
               "Start `kota sim controller --count N` as its own process and poll every controller's "
