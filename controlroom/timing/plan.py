@@ -141,7 +141,7 @@ def plan_step(structure: Structure, measurements: Measurements, state: State,
     clean = clean_detectors(structure, measurements, state, params)
     flow_veh_h = movement_totals(structure, clean.rate_veh_h.value, hot.count_bin)
     # A movement without counting detectors is assumed to carry the default (one lane).
-    flow_veh_h.flat[hot.uncounted_movements] = params.default_rate_veh_h
+    np.put(flow_veh_h, hot.uncounted_movements, params.default_rate_veh_h)
     flow_now = flow_veh_h * structure.pcu_per_veh  # 0 for padding movements
     queue_veh = movement_totals(structure, clean.queue_veh.value, hot.queue_bin)
     had_plan = state.cycle_ds > 0
