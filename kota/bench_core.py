@@ -298,16 +298,14 @@ def plan_step_loop(ls: LoopStructure, measurements: Measurements, state: State,
                 s_w += w_free[p]
             lam = (total - s_base) / max(s_w, 1e-300)
             g = [lam * w_free[p] + base[p] for p in range(n_p)]
-            excess = 0.0
-            deficit = 0.0
+            net = 0.0  # Σ excess above hi − shortfall below lo
             for p in range(n_p):
-                excess += max(g[p] - hi[p], 0.0)
-                deficit += max(lo[p] - g[p], 0.0)
+                net += max(g[p] - hi[p], 0.0) - max(lo[p] - g[p], 0.0)
             changed = False
             for p in range(n_p):
-                if g[p] > hi[p] and excess >= deficit:
+                if g[p] > hi[p] and net >= 0.0:
                     fixed[p], fixed_value[p], changed = True, hi[p], True
-                elif g[p] < lo[p] and excess < deficit:
+                elif g[p] < lo[p] and net < 0.0:
                     fixed[p], changed = True, True
             if not changed:
                 break
