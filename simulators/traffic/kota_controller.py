@@ -225,8 +225,10 @@ class KotaController(Controller):
         # its clearance) is the residual queue the next plan must also clear.
         started = sig.in_green & (cur != self._last_green)
         d = self._shape[1]
+        m = st.serves.shape[2]  # movement m is detector slot m; exit slots come after
         for i in np.flatnonzero(started):
-            left = st.serves[i, self._last_green[i], :d]  # movement m is detector slot m
+            left = np.zeros(d, bool)
+            left[:m] = st.serves[i, self._last_green[i]]
             self._residual_q[i, left] = meas.queue_veh[i, left]
         self._last_green = np.where(sig.in_green, cur, self._last_green)
         out = [KEEP] * len(cur)
