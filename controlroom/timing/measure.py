@@ -58,15 +58,16 @@ class CleanDetectors:
     queue_veh: CleanQuantity
 
 
-def _clean(structure: Structure, value: np.ndarray, ok: np.ndarray, hist: np.ndarray,
-           state: State, unhealthy_before: np.ndarray, good_before_s: np.ndarray,
-           clock_s: float, default: float, params: Params) -> CleanQuantity:
+def _clean(structure: Structure, value: np.ndarray, ok: np.ndarray, suspects: np.ndarray,
+           hist: np.ndarray, state: State, unhealthy_before: np.ndarray,
+           good_before_s: np.ndarray, clock_s: float, default: float,
+           params: Params) -> CleanQuantity:
     hot = structure.hot
     # Healthy → the reading; otherwise the detector's last good reading (replaced below where
     # that is too old). Only the unhealthy slots are touched; padding slots are never ok and
     # their history stays 0. ``value`` is a scratch array of the caller's, written in place.
     out = value
-    unhealthy = np.flatnonzero(~ok)
+    unhealthy = suspects[~np.take(ok, suspects)]  # suspects: every slot not ok, and more
     np.put(out, unhealthy, np.take(hist, unhealthy))  # np.put/take: twice .flat's speed
     is_detector = np.take(structure.detector_valid, unhealthy)
     source = hot.source_template.copy()
@@ -107,12 +108,16 @@ def clean_detectors(structure: Structure, measurements: Measurements, state: Sta
         ok_queue &= queue < np.inf
         ok_queue &= valid
         queue = np.minimum(queue, params.max_queue_veh)  # a fresh array, cleaned in place
+    # One scan for the slots where either reading is not good (the rare case), shared.
+    suspects = np.flatnonzero(~(ok_rate & ok_queue))
     return CleanDetectors(
         clock_s,
-        _clean(structure, rate, ok_rate, state.hist_rate_veh_h, state, state.rate_unhealthy,
-               state.rate_good_s, clock_s, params.default_rate_veh_h, params),
-        _clean(structure, queue, ok_queue, state.hist_queue_veh, state, state.queue_unhealthy,
-               state.queue_good_s, clock_s, params.default_queue_veh, params))
+        _clean(structure, rate, ok_rate, suspects, state.hist_rate_veh_h, state,
+               state.rate_unhealthy, state.rate_good_s, clock_s, params.default_rate_veh_h,
+               params),
+        _clean(structure, queue, ok_queue, suspects, state.hist_queue_veh, state,
+               state.queue_unhealthy, state.queue_good_s, clock_s, params.default_queue_veh,
+               params))
 
 
 def movement_totals(structure: Structure, per_detector: np.ndarray, bins: np.ndarray) -> np.ndarray:
