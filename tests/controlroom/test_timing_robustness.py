@@ -145,3 +145,20 @@ def test_core_imports_only_numpy_and_three_stdlib_modules():
             for name in names:
                 top = name.split(".")[0]
                 assert top in allowed or name.startswith("controlroom.timing"), (path.name, name)
+
+
+def test_steps_never_write_into_their_inputs():
+    from kota.bench_core import random_measurements, random_structure
+
+    s = random_structure(30, seed=5, ragged=True)
+    m = random_measurements(s, seed=6)
+    state = initial_state(s)
+    _, state = plan_step(s, m, state, Params())
+    copies = {k: v.copy() for k, v in vars(m).items() if isinstance(v, np.ndarray)}
+    state_copies = {k: v.copy() for k, v in vars(state).items() if isinstance(v, np.ndarray)}
+    plan_step(s, m, state, Params())
+    pressure_step(s, m, state, Params())
+    for k, v in copies.items():
+        np.testing.assert_array_equal(getattr(m, k), v, err_msg=k)
+    for k, v in state_copies.items():
+        np.testing.assert_array_equal(getattr(state, k), v, err_msg=k)
