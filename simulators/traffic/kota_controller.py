@@ -158,6 +158,10 @@ class KotaController(Controller):
                                min_green_s=min(self.tuning.min_green_s, 5.0))
 
     def begin(self, api: Any, lights: tuple[TrafficLight, ...]) -> None:
+        if not lights:
+            log.warning("kota: the network has no traffic light with two or more greens; "
+                        "nothing to control")
+            return
         widths = {lane: float(api.lane.getWidth(lane))
                   for tl in lights for lane in tl.incoming_lanes}
         all_red_s = (network_all_red_s(lights) if self.tuning.all_red_s is None
@@ -198,7 +202,8 @@ class KotaController(Controller):
                             interval_s=rep.interval_s)
 
     def decide(self, obs: Observation) -> list[int]:
-        assert self._structure is not None and self._state is not None
+        if self._structure is None or self._state is None:
+            return []
         meas = self._measurements(obs.detectors)
         if self.tuning.mode == "pressure":
             # The lamps are the truth: the core's phase clock restarts from what the driver

@@ -21,8 +21,8 @@ import numpy as np
 
 from simulators.traffic.controllers import Controller, Observation, SignalStatus
 from simulators.traffic.detectors import DetectorReader, plan_layout, write_additional
-from simulators.traffic.discovery import TrafficLight, discover
-from simulators.traffic.errors import ScenarioError, SumoNotInstalledError, TrafficSimError
+from simulators.traffic.discovery import discover
+from simulators.traffic.errors import ScenarioError, SumoNotInstalledError
 from simulators.traffic.metrics import TripMetrics, trip_metrics
 from simulators.traffic.scenario import Scenario
 from simulators.traffic.signals import PhaseDriver
@@ -73,9 +73,7 @@ def _status(driver: PhaseDriver, n: int, t_s: float) -> SignalStatus:
 
 def run_scenario(scenario: Scenario, controller: Controller, *, seed: int, end_s: float,
                  tripinfo: Path, progress: Progress | None = None,
-                 step_hook: StepHook | None = None,
-                 on_lights: Callable[[tuple[TrafficLight, ...]], None] | None = None,
-                 ) -> RunResult:
+                 step_hook: StepHook | None = None) -> RunResult:
     """Run ``scenario`` to ``end_s`` under ``controller``; tripinfo goes to ``tripinfo``."""
     api = sumo_api()
     wall0 = time.monotonic()
@@ -84,14 +82,20 @@ def run_scenario(scenario: Scenario, controller: Controller, *, seed: int, end_s
     with tempfile.TemporaryDirectory(prefix="kota-sumo-") as tmp:
         run_dir = Path(tmp)
         probe = scenario.command(seed=seed, end_s=end_s, run_dir=run_dir)
+        sumo_errors = (api.TraCIException, api.FatalTraCIError)
         try:
             api.start(probe)
-        except Exception as e:  # libsumo raises its own untyped errors
-            raise ScenarioError(f"SUMO could not load {scenario.sumocfg}: {e}") from e
+        except sumo_errors as e:
+            raise ScenarioError(f"SUMO could not load {scenario.sumocfg}: {e}; run the same "
+                                f"command by hand to see SUMO's messages: {' '.join(probe)}"
+                                ) from e
+        t_s = scenario.begin_s
         try:
             lights = discover(api)
-            if on_lights is not None:
-                on_lights(lights)
+            if not lights:
+                log.warning("%s: no traffic light with two or more green phases; every "
+                            "controller will run the same uncontrolled network",
+                            scenario.sumocfg)
             layout = plan_layout(lights, pressure_zones=controller.needs_pressure_zones)
             extra = [write_additional(layout, run_dir / "kota-detectors.add.xml")]
             program = controller.program_additional(lights)
@@ -130,11 +134,9 @@ def run_scenario(scenario: Scenario, controller: Controller, *, seed: int, end_s
                     next_progress_s = t_s + max(end_s / 20.0, 60.0)
                 if api.simulation.getMinExpectedNumber() <= 0:
                     break  # every vehicle of the scenario has arrived
-        except TrafficSimError:
-            raise
-        except Exception as e:  # libsumo/TraCI raise untyped errors
+        except sumo_errors as e:
             raise ScenarioError(f"SUMO failed running {scenario.sumocfg} under "
-                                f"{controller.name}: {e}") from e
+                                f"{controller.name} at {t_s:g} s: {e}") from e
         finally:
             api.close()
     metrics = trip_metrics(tripinfo, scenario.route_files, end_s)
