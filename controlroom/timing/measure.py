@@ -92,6 +92,13 @@ def _clean(structure: Structure, value: np.ndarray, ok: np.ndarray, suspects: np
 
 def clean_detectors(structure: Structure, measurements: Measurements, state: State,
                     params: Params) -> CleanDetectors:
+    """Clean readings, or ValueError when the arrays do not have the structure's [I,D] shape
+    (a wrong shape would otherwise broadcast silently)."""
+    n, _, _, d = structure.shape
+    for name in ("count", "queue_veh", "valid"):
+        shape = np.shape(getattr(measurements, name))
+        if shape != (n, d):
+            raise ValueError(f"measurements.{name} has shape {shape}, the structure needs {(n, d)}")
     interval_s = float(measurements.interval_s)
     interval_ok = bool(np.isfinite(interval_s) and interval_s > 0)
     clock_s = state.clock_s + (interval_s if interval_ok else 0.0)

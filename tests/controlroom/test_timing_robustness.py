@@ -6,6 +6,7 @@ import inspect
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import controlroom.timing as timing
 from controlroom.timing import (
@@ -162,3 +163,11 @@ def test_steps_never_write_into_their_inputs():
         np.testing.assert_array_equal(getattr(m, k), v, err_msg=k)
     for k, v in state_copies.items():
         np.testing.assert_array_equal(getattr(state, k), v, err_msg=k)
+
+
+def test_wrongly_shaped_measurements_are_refused():
+    s = build_structure([SPEC])
+    for bad in (meas([1, 2, 3]), Measurements(np.ones(4), np.ones(4), np.ones(4),
+                                             np.ones(4, bool), 60.0)):
+        with pytest.raises(ValueError, match="shape"):
+            plan_step(s, bad, initial_state(s), Params())
