@@ -1,8 +1,8 @@
 """SCATS-like cycle/split/offset optimiser for all intersections at once (one call per cycle).
 
 Owns `plan_step`: detector arrays + structure + state in, the next plan + state out. It must
-not do I/O, log, or loop over intersections; the only loop is the water-filling of greens,
-bounded by the number of phases.
+not do I/O, log, or loop over intersections; its only loops are the water-filling rounds
+(at most P + 1) and the corridor pointer jumps (⌈log2 longest chain⌉, fixed per structure).
 
 Per intersection, every cycle:
 1. clean detectors (measure.py) and sum them per movement → flow (pcu/h), queue (veh);
