@@ -126,20 +126,6 @@ def loop_structure(structure: Structure) -> LoopStructure:
                          structure.upstream.tolist(), structure.travel_time_ds.tolist())
 
 
-def _dense_good(state: State, slots: np.ndarray, good_s: np.ndarray,
-                shape: tuple[int, int]) -> list[list[float]]:
-    """The state's sparse "last good reading" clocks as a dense per-detector list."""
-    dense = np.full(shape, state.clock_s)
-    dense.flat[slots] = good_s
-    return dense.tolist()
-
-
-def _sparse_good(ok: list[list[bool]], good: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
-    ok_a = np.array(ok, bool)
-    slots = np.flatnonzero(~ok_a)
-    return slots, np.array(good, np.float64).ravel()[slots]
-
-
 def _floor_half(x: float) -> int:
     return math.floor(x + 0.5)
 
@@ -155,15 +141,13 @@ def plan_step_loop(ls: LoopStructure, measurements: Measurements, state: State,
     interval_ok = math.isfinite(iv) and iv > 0
     clock = state.clock_s + (iv if interval_ok else 0.0)
     hist_r, hist_q = state.hist_rate_veh_h.tolist(), state.hist_queue_veh.tolist()
-    shape = state.hist_rate_veh_h.shape
-    good_r = _dense_good(state, state.rate_unhealthy, state.rate_good_s, shape)
-    good_q = _dense_good(state, state.queue_unhealthy, state.queue_good_s, shape)
+    good_r, good_q = state.rate_good_s.tolist(), state.queue_good_s.tolist()
     prev_flow, prev_cycle = state.flow_pcu_h.tolist(), state.cycle_ds.tolist()
     n_p = len(a["phase_valid"][0])
     n_m = len(a["pcu_per_veh"][0])
     step_ds = int(round(params.max_cycle_change_s * 10))
     res: dict[str, list] = {k: [] for k in (
-        "rate", "queue", "rsrc", "qsrc", "rgood", "qgood", "rok", "qok", "flow", "queue_m", "critical",
+        "rate", "queue", "rsrc", "qsrc", "rgood", "qgood", "flow", "queue_m", "critical",
         "cycle", "lo_c", "hi_c")}
 
     def clean(i: int, values: list[float], oks: list[bool], hist: list[float],
@@ -208,7 +192,7 @@ def plan_step_loop(ls: LoopStructure, measurements: Measurements, state: State,
         queue, qsrc, qgood = clean(i, queues, ok_q, hist_q[i], good_q[i],
                                    params.default_queue_veh)
         for k, v in (("rate", rate), ("queue", queue), ("rsrc", rsrc), ("qsrc", qsrc),
-                     ("rgood", rgood), ("qgood", qgood), ("rok", ok_r), ("qok", ok_q)):
+                     ("rgood", rgood), ("qgood", qgood)):
             res[k].append(v)
 
         flow_veh = [0.0] * n_m
@@ -342,11 +326,9 @@ def plan_step_loop(ls: LoopStructure, measurements: Measurements, state: State,
         ds=np.array(ds_all), queue_veh=np.array(res["queue_m"]), flow_pcu_h=np.array(res["flow"]),
         critical_ratio=np.array(res["critical"]), rate_source=np.array(res["rsrc"], np.int8),
         queue_source=np.array(res["qsrc"], np.int8))
-    r_slots, r_good = _sparse_good(res["rok"], res["rgood"])
-    q_slots, q_good = _sparse_good(res["qok"], res["qgood"])
     new_state = State(
         clock_s=clock, hist_rate_veh_h=np.array(res["rate"]), hist_queue_veh=np.array(res["queue"]),
-        rate_unhealthy=r_slots, rate_good_s=r_good, queue_unhealthy=q_slots, queue_good_s=q_good,
+        rate_good_s=np.array(res["rgood"]), queue_good_s=np.array(res["qgood"]),
         flow_pcu_h=out.flow_pcu_h, cycle_ds=out.cycle_ds, green_ds=out.green_ds,
         phase=state.phase, phase_green_s=state.phase_green_s, phase_wait_s=state.phase_wait_s)
     return out, new_state

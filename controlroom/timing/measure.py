@@ -17,7 +17,7 @@ from enum import IntEnum
 import numpy as np
 
 from controlroom.timing.params import Params
-from controlroom.timing.state import State, last_good_s
+from controlroom.timing.state import State
 from controlroom.timing.structure import Structure
 
 
@@ -47,8 +47,7 @@ class CleanQuantity:
     value: np.ndarray  # [I,D] finite, >= 0, 0 at padding
     source: np.ndarray  # [I,D] int8 DetectorSource
     hist: np.ndarray  # [I,D] next history
-    unhealthy: np.ndarray  # flat slots without a good reading now (see State)
-    good_s: np.ndarray  # clock of their last good reading
+    good_s: np.ndarray  # [I,D] clock of the last good reading
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,8 +58,7 @@ class CleanDetectors:
 
 
 def _clean(structure: Structure, value: np.ndarray, ok: np.ndarray, suspects: np.ndarray,
-           hist: np.ndarray, state: State, unhealthy_before: np.ndarray,
-           good_before_s: np.ndarray, clock_s: float, default: float,
+           hist: np.ndarray, good_before_s: np.ndarray, clock_s: float, default: float,
            params: Params) -> CleanQuantity:
     hot = structure.hot
     # Healthy → the reading; otherwise the detector's last good reading (replaced below where
@@ -72,8 +70,10 @@ def _clean(structure: Structure, value: np.ndarray, ok: np.ndarray, suspects: np
     is_detector = np.take(structure.detector_valid, unhealthy)
     source = hot.source_template.copy()
     np.put(source, unhealthy[is_detector], DetectorSource.HISTORY)
-    good_s = last_good_s(state, unhealthy, unhealthy_before, good_before_s)
-    stale = unhealthy[is_detector & ((clock_s - good_s) > params.history_max_age_s)]
+    last_good_s = np.take(good_before_s, unhealthy)
+    good_s = np.full(ok.shape, clock_s)  # a fill and a sparse put beat np.where(ok, ...)
+    np.put(good_s, unhealthy, last_good_s)
+    stale = unhealthy[is_detector & ((clock_s - last_good_s) > params.history_max_age_s)]
     if stale.size:
         # Mean of the healthy detectors of the same movement, gathered for these only.
         peers = hot.movement_detector_index[hot.det_bin[stale]]  # [S,J] flat slots, -1 none
@@ -87,7 +87,7 @@ def _clean(structure: Structure, value: np.ndarray, ok: np.ndarray, suspects: np
         np.put(source, stale, np.where(has, DetectorSource.NEIGHBOURS, DetectorSource.DEFAULT))
     # History is the last good reading (the flow is smoothed later, per movement); where a
     # fallback stood in, it is the fallback, whose age keeps growing.
-    return CleanQuantity(out, source, out, unhealthy, good_s)
+    return CleanQuantity(out, source, out, good_s)
 
 
 def clean_detectors(structure: Structure, measurements: Measurements, state: State,
@@ -119,12 +119,10 @@ def clean_detectors(structure: Structure, measurements: Measurements, state: Sta
     suspects = np.flatnonzero(~(ok_rate & ok_queue))
     return CleanDetectors(
         clock_s,
-        _clean(structure, rate, ok_rate, suspects, state.hist_rate_veh_h, state,
-               state.rate_unhealthy, state.rate_good_s, clock_s, params.default_rate_veh_h,
-               params),
-        _clean(structure, queue, ok_queue, suspects, state.hist_queue_veh, state,
-               state.queue_unhealthy, state.queue_good_s, clock_s, params.default_queue_veh,
-               params))
+        _clean(structure, rate, ok_rate, suspects, state.hist_rate_veh_h, state.rate_good_s,
+               clock_s, params.default_rate_veh_h, params),
+        _clean(structure, queue, ok_queue, suspects, state.hist_queue_veh, state.queue_good_s,
+               clock_s, params.default_queue_veh, params))
 
 
 def movement_totals(structure: Structure, per_detector: np.ndarray, bins: np.ndarray) -> np.ndarray:

@@ -214,8 +214,7 @@ def plan_step(structure: Structure, measurements: Measurements, state: State,
                      rate_source=clean.rate_veh_h.source, queue_source=clean.queue_veh.source)
     new_state = State(
         clock_s=clean.clock_s, hist_rate_veh_h=clean.rate_veh_h.hist,
-        hist_queue_veh=clean.queue_veh.hist, rate_unhealthy=clean.rate_veh_h.unhealthy,
-        rate_good_s=clean.rate_veh_h.good_s, queue_unhealthy=clean.queue_veh.unhealthy,
+        hist_queue_veh=clean.queue_veh.hist, rate_good_s=clean.rate_veh_h.good_s,
         queue_good_s=clean.queue_veh.good_s, flow_pcu_h=flow, cycle_ds=cycle, green_ds=green,
         phase=state.phase, phase_green_s=state.phase_green_s, phase_wait_s=state.phase_wait_s)
     return out, new_state

@@ -93,8 +93,7 @@ def pressure_step(structure: Structure, measurements: Measurements, state: State
     new_wait_s = np.where(np.arange(p)[None, :] == phase[:, None], 0.0, wait_s)
     new_state = replace(
         state, clock_s=clean.clock_s, hist_rate_veh_h=clean.rate_veh_h.hist,
-        hist_queue_veh=clean.queue_veh.hist, rate_unhealthy=clean.rate_veh_h.unhealthy,
-        rate_good_s=clean.rate_veh_h.good_s, queue_unhealthy=clean.queue_veh.unhealthy,
+        hist_queue_veh=clean.queue_veh.hist, rate_good_s=clean.rate_veh_h.good_s,
         queue_good_s=clean.queue_veh.good_s, phase=phase,
         phase_green_s=new_green_s, phase_wait_s=new_wait_s)
     return PhaseDecision(phase=phase, switch=switch, pressure=pressure), new_state

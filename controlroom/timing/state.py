@@ -18,15 +18,10 @@ class State:
     # Seconds of measurements seen so far (sum of intervals); 0 = nothing seen yet.
     clock_s: float
     # Detector history (robustness fallback), [I,D]: the last good reading (or the fallback
-    # that stood in since).
+    # that stood in since) and the clock at the last good reading (NEVER_S if none).
     hist_rate_veh_h: np.ndarray
     hist_queue_veh: np.ndarray
-    # The slots (flat i*D + d, ascending) whose last reading was not good, padding included,
-    # and the clock at their last good reading (NEVER_S if none). Every other slot was good
-    # at `clock_s`. Kept sparse because few detectors are faulty at a time.
-    rate_unhealthy: np.ndarray
     rate_good_s: np.ndarray
-    queue_unhealthy: np.ndarray
     queue_good_s: np.ndarray
     # plan_step: smoothed movement flow [I,M] and the last plan; cycle_ds 0 = no plan yet.
     flow_pcu_h: np.ndarray
@@ -39,21 +34,11 @@ class State:
     phase_wait_s: np.ndarray  # [I,P]
 
 
-def last_good_s(state: State, slots: np.ndarray, unhealthy: np.ndarray,
-                good_s: np.ndarray) -> np.ndarray:
-    """Clock of the last good reading of each of ``slots`` (ascending flat indices)."""
-    if not unhealthy.size:
-        return np.full(slots.shape, state.clock_s)
-    pos = np.minimum(np.searchsorted(unhealthy, slots), unhealthy.size - 1)
-    return np.where(unhealthy[pos] == slots, good_s[pos], state.clock_s)
-
-
 def initial_state(structure: Structure) -> State:
     n, p, m, d = structure.shape
     return State(
         clock_s=0.0, hist_rate_veh_h=np.zeros((n, d)), hist_queue_veh=np.zeros((n, d)),
-        rate_unhealthy=np.arange(n * d), rate_good_s=np.full(n * d, NEVER_S),
-        queue_unhealthy=np.arange(n * d), queue_good_s=np.full(n * d, NEVER_S),
+        rate_good_s=np.full((n, d), NEVER_S), queue_good_s=np.full((n, d), NEVER_S),
         flow_pcu_h=np.zeros((n, m)), cycle_ds=np.zeros(n, np.int64),
         green_ds=np.zeros((n, p), np.int64), phase=np.zeros(n, np.int64),
         phase_green_s=np.zeros(n), phase_wait_s=np.zeros((n, p)))

@@ -26,8 +26,8 @@ def test_loop_and_vectorised_give_the_same_plans_over_several_cycles(seed):
         a, vec_state = plan_step(s, m, vec_state, params)
         b, loop_state = plan_step_loop(ls, m, loop_state, params)
         assert plans_equal(a, b), f"step {step}"
-        for k in ("hist_rate_veh_h", "hist_queue_veh", "rate_unhealthy", "rate_good_s",
-                  "queue_unhealthy", "queue_good_s", "flow_pcu_h", "cycle_ds", "green_ds"):
+        for k in ("hist_rate_veh_h", "hist_queue_veh", "rate_good_s", "queue_good_s",
+                  "flow_pcu_h", "cycle_ds", "green_ds"):
             np.testing.assert_allclose(getattr(vec_state, k), getattr(loop_state, k),
                                        rtol=1e-12, err_msg=k)
         assert vec_state.clock_s == loop_state.clock_s
