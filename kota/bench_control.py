@@ -103,10 +103,10 @@ def bench_control(args: argparse.Namespace) -> int:
     try:
         sumo_binary()
         scenario = Scenario.from_sumocfg(args.sumocfg)
+        horizon_s = scenario.horizon_s(args.end)
     except TrafficSimError as e:
         print(f"kota bench control: {e}", file=sys.stderr)
         return 2
-    horizon_s = scenario.horizon_s(args.end)
     out_dir = Path(args.out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(c, k) for k in range(1, args.seeds + 1) for c in controllers]
@@ -173,7 +173,8 @@ def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR",
                    help="directory for <controller>-seed<k>.tripinfo.xml (created)")
     p.add_argument("--end", type=float, metavar="S",
-                   help="simulated seconds (default: the scenario's end, at most 3600)")
+                   help="end time on the scenario's clock, as SUMO's --end (default: the "
+                   "scenario's end, at most its begin + 3600 s)")
     p.add_argument("--jobs", type=int, metavar="N",
                    help="runs in parallel, one process each (default min(2, CPUs))")
     p.add_argument("--verbose", action="store_true",

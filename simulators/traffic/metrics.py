@@ -2,7 +2,8 @@
 
 Owns reading SUMO tripinfo output and route files. Delay per vehicle is SUMO's
 `timeLoss + departDelay`; a vehicle that never entered the network counts `end − depart`;
-the sum is divided over every vehicle of the route files due to depart before the end.
+the sum is divided over every vehicle of the route files due to depart within the run
+(begin ≤ depart < end; SUMO never loads a vehicle due before the begin).
 
 Which vehicles exist: SUMO run with `--tripinfo-output.write-unfinished` and
 `.write-undeparted` writes one record per vehicle it loaded (arrived, still running, or never
@@ -50,22 +51,26 @@ def _flow_departs(flow: ET.Element, end_s: float) -> list[float]:
     elif flow.get("number") is not None:
         n = int(float(flow.get("number", "0")))
         period = (f_end - begin) / n if n > 0 else math.inf
-        return [begin + k * period for k in range(n) if begin + k * period < end_s]
+        return [t for k in range(n) if (t := round(begin + k * period, 3)) < end_s]
     else:
         return []  # probability= or poisson period: random, known only from SUMO's records
     if not math.isfinite(period) or period <= 0:
         return []
-    out, t = [], begin
     number = float(flow.get("number")) if flow.get("number") is not None else math.inf
-    while t < min(f_end, end_s) and len(out) < number:
+    out: list[float] = []
+    while len(out) < number:
+        # SUMO keeps time in milliseconds: begin + k·period, rounded, never accumulated.
+        t = round(begin + len(out) * period, 3)
+        if t >= min(f_end, end_s):
+            break
         out.append(t)
-        t += period
     return out
 
 
-def route_file_departures(route_files: list[Path] | tuple[Path, ...],
-                          end_s: float) -> dict[str, float]:
-    """Vehicle id → planned depart (s) for every vehicle the route files name explicitly."""
+def route_file_departures(route_files: list[Path] | tuple[Path, ...], end_s: float,
+                          begin_s: float = 0.0) -> dict[str, float]:
+    """Vehicle id → planned depart (s) of every vehicle the route files name explicitly and
+    that is due within [begin, end)."""
     departs: dict[str, float] = {}
     for path in route_files:
         try:
@@ -78,16 +83,17 @@ def route_file_departures(route_files: list[Path] | tuple[Path, ...],
                     depart = float(el.get("depart", "nan"))
                 except ValueError:
                     continue  # "triggered", "now", ...: no planned time to count from
-                if depart < end_s:
+                if begin_s <= depart < end_s:
                     departs[el.get("id", "")] = depart
             elif el.tag == "flow":
                 for k, t in enumerate(_flow_departs(el, end_s)):
-                    departs[f"{el.get('id')}.{k}"] = t
+                    if t >= begin_s:
+                        departs[f"{el.get('id')}.{k}"] = t
     return departs
 
 
 def trip_metrics(tripinfo: Path, route_files: list[Path] | tuple[Path, ...],
-                 end_s: float) -> TripMetrics:
+                 end_s: float, begin_s: float = 0.0) -> TripMetrics:
     try:
         root = ET.parse(tripinfo).getroot()
     except (ET.ParseError, OSError) as e:
@@ -109,7 +115,7 @@ def trip_metrics(tripinfo: Path, route_files: list[Path] | tuple[Path, ...],
         stops += float(rec.get("waitingCount", "0"))
         if float(rec.get("arrival", "-1")) >= 0 and rec.get("vaporized") in (None, ""):
             arrived += 1
-    missing = {vid: d for vid, d in route_file_departures(route_files, end_s).items()
+    missing = {vid: d for vid, d in route_file_departures(route_files, end_s, begin_s).items()
                if vid not in seen}
     delay += sum(end_s - d for d in missing.values())
     vehicles = inserted + undeparted + len(missing)

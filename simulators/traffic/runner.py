@@ -139,6 +139,6 @@ def run_scenario(scenario: Scenario, controller: Controller, *, seed: int, end_s
                                 f"{controller.name} at {t_s:g} s: {e}") from e
         finally:
             api.close()
-    metrics = trip_metrics(tripinfo, scenario.route_files, end_s)
+    metrics = trip_metrics(tripinfo, scenario.route_files, end_s, scenario.begin_s)
     return RunResult(controller.name, seed, end_s, t_s, time.monotonic() - wall0, tripinfo,
                      metrics, len(lights))

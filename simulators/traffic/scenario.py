@@ -94,10 +94,17 @@ class Scenario:
         return cls(cfg, nets[0], tuple(routes), tuple(adds), begin, end, tuple(outputs))
 
     def horizon_s(self, end_s: float | None) -> float:
-        """The run's end time: the one asked for, else the config's, capped at one hour."""
+        """The run's end time on the scenario's clock (as SUMO's --end): the one asked for,
+        else the config's, at most one hour after the config's begin."""
         if end_s is not None:
+            if end_s <= self.begin_s:
+                raise ScenarioError(
+                    f"{self.sumocfg}: end {end_s:g} s is not after the scenario's begin "
+                    f"{self.begin_s:g} s; the end is a time on the scenario's clock, e.g. "
+                    f"{self.begin_s + DEFAULT_END_S:g} for one hour")
             return float(end_s)
-        return min(self.end_s, DEFAULT_END_S) if self.end_s is not None else DEFAULT_END_S
+        one_hour = self.begin_s + DEFAULT_END_S
+        return min(self.end_s, one_hour) if self.end_s is not None else one_hour
 
     def command(self, *, seed: int, end_s: float, run_dir: Path,
                 tripinfo: Path | None = None, extra_additional: tuple[Path, ...] = (),

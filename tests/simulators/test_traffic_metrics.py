@@ -55,6 +55,9 @@ def test_route_file_vehicles_due_before_the_end(files: tuple[Path, Path]) -> Non
     # f departs at 0, 40, 80 (period 40); "later" is after the end; "p" cannot be expanded.
     assert departs == {"arrived": 0.0, "running": 10.0, "waiting": 50.0, "lost": 90.0,
                        "f.0": 0.0, "f.1": 40.0, "f.2": 80.0}
+    # A scenario that begins later never loads what was due before its begin.
+    assert set(route_file_departures([files[1]], END_S, begin_s=45.0)) == {"waiting", "lost",
+                                                                            "f.2"}
 
 
 def test_resco_delay_counts_never_inserted_vehicles(files: tuple[Path, Path]) -> None:
