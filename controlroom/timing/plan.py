@@ -166,7 +166,7 @@ def plan_step(structure: Structure, measurements: Measurements, state: State,
     # for the gather table's "no movement".
     y_flat = np.zeros(demand.size + 1)
     np.multiply(demand, hot.inv_sat_share, out=y_flat[:-1].reshape(demand.shape))
-    critical = np.take(y_flat, hot.phase_movement_index).max(axis=0)  # [P,I]
+    critical = y_flat[hot.phase_movement_index].max(axis=0)  # [P,I]
     y_total = np.minimum(critical.sum(axis=0), params.max_flow_ratio)
 
     lost_s = lost_ds / 10.0
