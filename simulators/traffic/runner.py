@@ -74,7 +74,12 @@ def _status(driver: PhaseDriver, n: int, t_s: float) -> SignalStatus:
 def run_scenario(scenario: Scenario, controller: Controller, *, seed: int, end_s: float,
                  tripinfo: Path, progress: Progress | None = None,
                  step_hook: StepHook | None = None) -> RunResult:
-    """Run ``scenario`` to ``end_s`` under ``controller``; tripinfo goes to ``tripinfo``."""
+    """Run ``scenario`` to ``end_s`` under ``controller``; tripinfo goes to ``tripinfo``.
+
+    For results to compare, give each run a fresh process: libsumo carries some state from one
+    simulation to the next in the same process (seen on RESCO's cologne1, trips routed at
+    insertion), which `kota bench control` avoids by spawning a process per run.
+    """
     api = sumo_api()
     wall0 = time.monotonic()
     tripinfo = Path(tripinfo).resolve()
