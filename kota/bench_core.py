@@ -213,7 +213,7 @@ def plan_step_loop(ls: LoopStructure, measurements: Measurements, state: State,
         for m in range(n_m):
             pcu = a["pcu_per_veh"][i][m]
             f_now = (flow_veh[m] if has_counts[m] else params.default_rate_veh_h) * pcu
-            f = f_now * params.flow_smoothing + prev_flow[i][m] * (1 - params.flow_smoothing) \
+            f = prev_flow[i][m] * (1 - params.flow_smoothing) + f_now * params.flow_smoothing \
                 if had else f_now
             flow.append(f)
             demand = f + queue_m[m] * pcu * (params.queue_weight * 36000.0 / pc)

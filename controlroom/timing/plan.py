@@ -147,12 +147,12 @@ def plan_step(structure: Structure, measurements: Measurements, state: State,
     flow_veh_h = movement_totals(structure, clean.rate_veh_h.value, hot.count_bin)
     # A movement without counting detectors is assumed to carry the default (one lane).
     np.put(flow_veh_h, hot.uncounted_movements, params.default_rate_veh_h)
-    flow_now = flow_veh_h * structure.pcu_per_veh  # 0 for padding movements
+    flow_now = np.multiply(flow_veh_h, structure.pcu_per_veh, out=flow_veh_h)  # 0 padding
     queue_veh = movement_totals(structure, clean.queue_veh.value, hot.queue_bin)
     had_plan = state.cycle_ds > 0
     a = params.flow_smoothing
-    flow = flow_now * a
-    flow += state.flow_pcu_h * (1 - a)
+    flow = state.flow_pcu_h * (1 - a)
+    flow += flow_now * a
     if not had_plan.all():  # a first plan takes the flow as measured
         flow = np.where(had_plan[:, None], flow, flow_now)
 
@@ -201,7 +201,7 @@ def plan_step(structure: Structure, measurements: Measurements, state: State,
     green_flat = np.append(green_pi.ravel().astype(np.float64), 0.0)
     green_of_movement = np.take(green_flat, hot.movement_first_phase)  # [I,M]
     np.add.at(green_of_movement.ravel(), hot.extra_movement, np.take(green_flat, hot.extra_phase))
-    capacity = structure.sat_flow_pcu_h * green_of_movement
+    capacity = np.multiply(structure.sat_flow_pcu_h, green_of_movement, out=green_of_movement)
     capacity /= cycle[:, None]
     # No capacity: 0/tiny = 0 without flow, capped with flow.
     ds = np.maximum(capacity, 1e-9, out=capacity)
