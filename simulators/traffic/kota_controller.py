@@ -1,14 +1,15 @@
 """The `kota` controller: the control room's timing core (controlroom.timing) driving SUMO.
 
 Owns the translation from a discovered SUMO intersection to the core's static structure
-(movements = incoming lanes, one detector station per lane: the stop-line loop's count and
-occupancy with the camera zone's queue) and from the core's outputs back to phase requests.
-It must not give the core anything but those detector arrays and static structure (lane
-widths, phases, which lanes feed which), and leaves clearances to the phase driver.
+(movements = incoming lanes; one detector station per lane: the stop-line loop's count and
+occupancy with the camera zone's load as queue; one exit zone per outgoing lane, read as the
+downstream queue of the movements feeding it) and from the core's outputs back to phase
+requests. It must not give the core anything but those detector arrays and static structure
+(lane widths, phases, which lanes feed which), and leaves clearances to the phase driver.
 
-Two modes: `pressure` (default; pressure_step every second, the core holds min green and
-ends max green) and `plan` (plan_step once per cycle; the plan's greens run in phase order,
-each movement's queue read when its green ends, i.e. the residual queue SCATS-like plans
+Two modes: `pressure` (default; pressure_step every 2 s, the core holds min green and ends
+max green) and `plan` (plan_step once per cycle; the plan's greens run in phase order, each
+movement's queue read when the next green starts, i.e. the residual queue a SCATS-like plan
 must clear).
 """
 
@@ -142,8 +143,12 @@ class KotaController(Controller):
 
     def __init__(self, tuning: KotaTuning | None = None) -> None:
         self.tuning = tuning or KotaTuning()
-        if self.tuning.mode not in ("pressure", "plan"):
-            raise ControllerError(f"kota mode {self.tuning.mode!r}: use 'pressure' or 'plan'")
+        choices = {"mode": ("pressure", "plan"), "queue_from": ("jam", "zone"),
+                   "downstream_from": ("exit", "stop_line", "none")}
+        for field, allowed in choices.items():
+            if getattr(self.tuning, field) not in allowed:
+                raise ControllerError(f"kota {field} {getattr(self.tuning, field)!r}: use one "
+                                      f"of {', '.join(allowed)}")
         t = self.tuning
         self.times = self._times(t.all_red_s or 0.0)
         self.decision_interval_s = t.decision_interval_s if t.mode == "pressure" else 1.0
