@@ -100,15 +100,22 @@ def bench_control(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         print("kota bench control: --seeds must be at least 1", file=sys.stderr)
         return 2
+    if bool(args.sumocfg) == bool(args.net):
+        print("kota bench control: give either --sumocfg, or --net with --routes", file=sys.stderr)
+        return 2
+    if args.net and not args.routes:
+        print("kota bench control: --net needs --routes", file=sys.stderr)
+        return 2
+    out_dir = Path(args.out).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sumocfg = args.sumocfg or str(_write_sumocfg(out_dir, args.net, args.routes))
     try:
         sumo_binary()
-        scenario = Scenario.from_sumocfg(args.sumocfg)
+        scenario = Scenario.from_sumocfg(sumocfg)
         horizon_s = scenario.horizon_s(args.end)
     except TrafficSimError as e:
         print(f"kota bench control: {e}", file=sys.stderr)
         return 2
-    out_dir = Path(args.out).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(c, k) for k in range(1, args.seeds + 1) for c in controllers]
     workers = max(1, min(args.jobs or min(2, os.cpu_count() or 1), len(jobs)))
     print(f"kota bench control: {scenario.sumocfg.name}, {len(controllers)} controller(s) × "
@@ -149,6 +156,18 @@ def bench_control(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _write_sumocfg(out_dir: Path, net: str, routes: str) -> Path:
+    """A minimal .sumocfg for a network shipped with routes but no configuration."""
+    route_files = ",".join(str(Path(r).resolve()) for r in routes.split(",") if r)
+    cfg = out_dir / "scenario.sumocfg"
+    cfg.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<configuration>\n  <input>\n'
+        f'    <net-file value="{Path(net).resolve()}"/>\n'
+        f'    <route-files value="{route_files}"/>\n'
+        '  </input>\n</configuration>\n', encoding="utf-8")
+    return cfg
+
+
 def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
     """Register `control` under `kota bench`."""
     p = bench_subparsers.add_parser(
@@ -166,8 +185,12 @@ def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
         "eclipse-sumo and libsumo wheels.",
         epilog="Example: kota bench control --sumocfg nets/single-intersection.sumocfg "
         "--controller all --seeds 3 --end 3600 --out /tmp/control --json")
-    p.add_argument("--sumocfg", required=True, metavar="PATH",
+    p.add_argument("--sumocfg", metavar="PATH",
                    help="the SUMO scenario (.sumocfg); any network with traffic lights")
+    p.add_argument("--net", metavar="PATH", help="instead of --sumocfg: a network (.net.xml) "
+                   "for networks shipped without a .sumocfg (e.g. sumo-rl's 2x2grid); a "
+                   "scenario.sumocfg naming it and --routes is written to --out")
+    p.add_argument("--routes", metavar="PATH[,PATH…]", help="route files for --net")
     p.add_argument("--controller", action="append", metavar="NAME",
                    choices=["fixed", "actuated", "maxpressure", "kota", "all"],
                    help="fixed, actuated, maxpressure, kota or all; repeat for several "
