@@ -27,6 +27,7 @@ from devices.controller.registers import (
     MAX_STAGES,
     REASON_TEXT,
     CommandCode,
+    CommandResult,
     Override,
     UnitMode,
 )
@@ -125,7 +126,7 @@ def format_plan(which: str, plan: Plan) -> str:
 
 def _outcome_text(outcome: CommandOutcome) -> str:
     return (f"{outcome.code.name.lower()}: {outcome.result.name.lower()} (command #{outcome.seq})"
-            + (" — waits for the next safe point of the cycle" if outcome.result.name == "PENDING"
+            + (" — waits for the next safe point of the cycle" if outcome.result is CommandResult.PENDING
                else ""))
 
 
@@ -186,8 +187,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
             started = time.monotonic()
             try:
                 snap = await c.snapshot()
-            except CommandRejected:
-                raise
             except ControllerError as exc:  # keep watching: a technician wants to see it return
                 print(f"{time.strftime('%H:%M:%S')}  no answer: {exc}", flush=True)
             else:
@@ -278,7 +277,7 @@ def cmd_plan_write(args: argparse.Namespace) -> int:
     async def job(c: ControllerClient) -> int:
         outcome = await c.write_plan(plan, target, precheck=not args.no_precheck)
         status = outcome.status
-        if args.wait and target is PlanTarget.CENTRAL and outcome.result.name == "PENDING":
+        if args.wait and target is PlanTarget.CENTRAL and outcome.result is CommandResult.PENDING:
             status = await c.wait_applied(plan.number, timeout_s=args.wait)
         if args.json:
             _print_json({"ok": True, "seq": outcome.seq, "result": outcome.result.name.lower(),

@@ -48,10 +48,10 @@ from devices.controller.safety import check_plan, check_timing
 from firmware_sim.controller.clock import Clock, RealClock
 from firmware_sim.controller.program import ControllerConfig
 from firmware_sim.controller.server import (
-    MIN_TICK_REAL_S,
-    TICK_DS,
     ControllerEmulator,
     EmulatorError,
+    cancel_task,
+    run_ticks,
 )
 from firmware_sim.controller.traffic import TrafficGenerator
 
@@ -358,17 +358,13 @@ class ControllerHost:
         except BaseException:
             await self.stop()
             raise
-        self._tick_task = asyncio.create_task(self._tick_forever(), name="controller host tick")
+        self._tick_task = asyncio.create_task(run_ticks(self.clock, self.tick),
+                                              name="controller host tick")
         log.info("%d controllers listening on %s", len(self.emulators), self.config.host)
 
     async def stop(self) -> None:
-        if self._tick_task is not None:
-            self._tick_task.cancel()
-            try:
-                await self._tick_task
-            except asyncio.CancelledError:
-                pass
-            self._tick_task = None
+        await cancel_task(self._tick_task)
+        self._tick_task = None
         for emulator in self.emulators:
             if emulator.running:
                 await emulator.stop()
@@ -385,11 +381,6 @@ class ControllerHost:
         for emulator in self.emulators:
             emulator.tick(now)
 
-    async def _tick_forever(self) -> None:
-        period_s = max(MIN_TICK_REAL_S, self.clock.real_s(TICK_DS))
-        while True:
-            self.tick()
-            await asyncio.sleep(period_s)
 
 
 def host_config_for(count: int, *, base_port: int | None = None, host: str = "127.0.0.1",

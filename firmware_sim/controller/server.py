@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pymodbus.constants import ExcCodes
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
@@ -77,6 +77,25 @@ class EmulatorError(Exception):
 
 class EmulatorStartError(EmulatorError):
     """The emulator could not listen (port taken, address not local)."""
+
+
+async def run_ticks(clock: Clock, tick: Callable[[], None]) -> None:
+    """Call ``tick`` every TICK_DS of emulated time (at most 100 Hz of real time) until cancelled."""
+    period_s = max(MIN_TICK_REAL_S, clock.real_s(TICK_DS))
+    while True:
+        tick()
+        await asyncio.sleep(period_s)
+
+
+async def cancel_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task`` (if any) and wait until it has ended."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
 
 
 def _overlaps(block: Block, address: int, count: int) -> bool:
@@ -253,19 +272,14 @@ class ControllerEmulator:
         await server.async_getValues(self.unit_id, READ_HOLDING, CONTROL.address, 1)
         self._fill_static()
         if tick:
-            self._tick_task = asyncio.create_task(self._tick_forever(),
+            self._tick_task = asyncio.create_task(run_ticks(self.clock, self.tick),
                                                   name=f"controller {self.name} tick")
         log.info("controller %s listening on %s:%d unit %d", self.name, self.host, self.port,
                  self.unit_id)
 
     async def stop(self) -> None:
-        if self._tick_task is not None:
-            self._tick_task.cancel()
-            try:
-                await self._tick_task
-            except asyncio.CancelledError:
-                pass
-            self._tick_task = None
+        await cancel_task(self._tick_task)
+        self._tick_task = None
         if self._server is not None:
             await self._server.shutdown()
             self._server = None
@@ -276,12 +290,6 @@ class ControllerEmulator:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-    async def _tick_forever(self) -> None:
-        period_s = max(MIN_TICK_REAL_S, self.clock.real_s(TICK_DS))
-        while True:
-            self.tick()
-            await asyncio.sleep(period_s)
 
     def tick(self, now_ds: int | None = None) -> None:
         """Bring the traffic and the program up to ``now_ds`` (default: the clock's now)."""
