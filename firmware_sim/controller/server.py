@@ -53,7 +53,7 @@ from firmware_sim.controller.program import (
     LampState,
     SignalProgram,
 )
-from firmware_sim.controller.traffic import TrafficGenerator
+from firmware_sim.controller.traffic import TrafficSource
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ class ControllerEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         unit_id: int = 1,
-        traffic: TrafficGenerator | None = None,
+        traffic: TrafficSource | None = None,
         name: str = "",
     ) -> None:
         if not 1 <= unit_id <= 247:

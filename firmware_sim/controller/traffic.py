@@ -1,17 +1,23 @@
-"""A small built-in traffic source for the emulated controller: loop presence from a seeded queue.
+"""Traffic sources for the emulated controller: what puts vehicles on its loops.
 
-It owns the vehicles only: Poisson arrivals per detector following a day profile, a queue at each
-stop-line loop that holds the loop occupied on red and discharges on green. It returns presence
-changes with their times; it must not touch the signal program, Modbus or the clock itself (the
-emulator feeds it the lamps and applies the changes). City-scale traffic lives in ``simulators/``.
+``TrafficSource`` is the emulator's hook: anything that, asked for a span of emulated time and
+the phases green over it, returns the loop presence changes in that span. Two sources live here:
+``TrafficGenerator``, a small built-in one (Poisson arrivals per detector following a day
+profile, a queue at each stop-line loop that holds the loop occupied on red and discharges on
+green), and ``PresenceFeed``, presence pushed in from outside by a world simulator (SUMO in
+``simulators/city``). They must not touch the signal program, Modbus or the clock itself (the
+emulator feeds them the lamps and applies the changes). City-scale traffic lives in
+``simulators/``.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from firmware_sim.simple_intersection import HOURLY_FLOW_FACTOR, VEHICLE_ON_LOOP_S, WIB_UTC_OFFSET_S
 
@@ -26,6 +32,53 @@ MAX_QUEUE_VEH = 60  # a lane's storage; arrivals beyond it are blocked upstream 
 _PEAK_FACTOR = max(HOURLY_FLOW_FACTOR)
 
 PresenceChange = tuple[int, int, bool]  # (time_ds, detector 1-based, present)
+
+
+class TrafficSource(Protocol):
+    """What the emulator asks of a traffic source every tick."""
+
+    def step(self, from_ds: int, to_ds: int, green_mask: int) -> list[PresenceChange]:
+        """Loop presence changes in (from_ds, to_ds], in time order, the phases of
+        ``green_mask`` being green over the span."""
+        ...
+
+
+class PresenceFeed:
+    """Loop presence pushed in by a world outside the controller (a traffic simulator).
+
+    The world calls ``push`` as its vehicles cross the loops; the emulator's tick takes the
+    changes due by then (``step``), in order. A change pushed for a time the controller has
+    already passed takes effect at once (the program never goes back in time). Not thread-safe:
+    push from the thread that runs the emulator.
+    """
+
+    def __init__(self, detectors: int) -> None:
+        if detectors < 0:
+            raise ValueError("a controller has no negative number of detectors")
+        self.detectors = detectors
+        self._pending: deque[PresenceChange] = deque()
+        self._last_ds = 0
+        self.pushed = 0  # presence changes received, for tests and logs
+
+    def push(self, at_ds: int, detector: int, present: bool) -> None:
+        """Loop ``detector`` (1-based) becomes occupied (or free) at ``at_ds``."""
+        if not 1 <= detector <= self.detectors:
+            raise ValueError(f"detector {detector} outside 1..{self.detectors}")
+        # Kept in time order: a change dated before the last one pushed lands with it.
+        at_ds = max(int(at_ds), self._last_ds)
+        self._last_ds = at_ds
+        self._pending.append((at_ds, detector, bool(present)))
+        self.pushed += 1
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def step(self, from_ds: int, to_ds: int, green_mask: int) -> list[PresenceChange]:
+        out: list[PresenceChange] = []
+        while self._pending and self._pending[0][0] <= to_ds:
+            out.append(self._pending.popleft())
+        return out
 
 
 @dataclass(slots=True)
