@@ -1,16 +1,22 @@
 """The edge agent's composition root: builds outbox, link, devices and pollers, in start order.
 
-One ``EdgeAgent`` is one run of the agent and one epoch. Devices are polled by one ``Poller``
-each; after every poll the intersection's snapshot becomes one TrafficTelemetry (none while
-the device is unavailable) and any change becomes a TrafficEvent. Commands arrive through the
-link's inbound worker, are checked against the contract and answered with acks. This module
-wires; the logic lives in ``traffic``, ``pollers``, ``link`` and ``outbox``.
+One ``EdgeAgent`` is one run of the agent and one epoch. Devices — simulated intersections and
+real controllers over Modbus TCP — are polled by one ``Poller`` each; after every poll the
+intersection's snapshot becomes one TrafficTelemetry (none while the device is unavailable) and
+any change becomes a TrafficEvent. Commands arrive through the link's inbound worker, are
+checked against the contract (schema, intersection, issuer, expiry, then the controller's own
+safety limits) and answered with acks. Controller watchdogs are fed only while the control room
+is alive (``liveness``). A status file for ``kota edge status`` is rewritten every poll interval.
+This module wires; the logic lives in ``traffic``, ``controllers``, ``liveness``, ``pollers``,
+``link``, ``outbox`` and ``status``.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
+import os
 import platform
 import threading
 from collections import OrderedDict
@@ -24,6 +30,7 @@ from typing import Any, Literal
 import paho.mqtt
 from pydantic import ValidationError
 
+from devices.controller.errors import ControllerError
 from edge.contract import (
     CommandAck,
     ContractError,
@@ -38,15 +45,23 @@ from edge.contract import (
     telemetry_topic,
     utc_now,
 )
-from edge.link import EdgeLink, LinkError, display_url
+from edge.controllers import (
+    CommandRefused,
+    ControllerDevice,
+    ControllerReading,
+    ModbusLoop,
+    refusal_text,
+)
+from edge.link import LinkError, display_url
+from edge.liveness import ControlRoomLiveness, Liveness, WatchedLink
 from edge.outbox import Outbox, OutboxError
 from edge.pollers import Poller
 from edge.settings import EdgeSettings, SimulatedIntersectionSettings
+from edge.status import remove_status, write_status
 from edge.traffic import EventDraft, IntersectionWatch, ReadingError, Stamp, telemetry
 from firmware_sim.simple_intersection import (
     CommandRejected,
     DeviceUnavailable,
-    IntersectionSnapshot,
     SimpleIntersection,
     SimulatedDeviceError,
 )
@@ -78,14 +93,25 @@ def build_simulated(spec: SimulatedIntersectionSettings, clock: Callable[[], flo
                               seed=spec.seed, fault_every_s=spec.detector_fault_every_s, **extra)
 
 
+STALE_AFTER_POLLS = 5  # `kota edge status` calls the file stale after this many missed rewrites
+STALE_AFTER_MIN_S = 5.0
+
+
 @dataclass
 class _Intersection:
-    """One intersection's device, its poller and what was last reported about it."""
+    """One intersection's device (simulated or a real controller), its poller and what was last
+    reported about it."""
 
-    device: SimpleIntersection
-    poller: Poller[IntersectionSnapshot]
+    poller: Poller[Any]
     watch: IntersectionWatch
+    simulated: SimpleIntersection | None = None
+    controller: ControllerDevice | None = None
     reading_failed: bool = False  # a reading out of contract was logged; log once per streak
+    announced: tuple[str, str] | None = None  # controller model/firmware in the last birth
+
+    @property
+    def kind(self) -> str:
+        return "controller" if self.controller is not None else "simulated"
 
 
 class EdgeAgent:
@@ -104,34 +130,87 @@ class EdgeAgent:
         # 1. the outbox, and this run's epoch from it
         self.outbox = Outbox(self.state_dir / OUTBOX_FILE, settings.telemetry_cap)
         self.epoch = self.outbox.next_epoch()
-        # 2. devices and their pollers
+        # 2. what the agent knows of the control room (controller watchdogs are fed on it)
+        self.liveness = ControlRoomLiveness(settings.controlroom_liveness_s)
+        self._liveness_lock = threading.Lock()
+        self._last_liveness: Liveness | None = None
+        # 3. devices and their pollers: simulated intersections, then real controllers, whose
+        # Modbus I/O shares one event loop thread
         self._intersections: dict[str, _Intersection] = {}
         for spec in settings.simulated:
             device = build_simulated(spec, device_clock)
-            poller: Poller[IntersectionSnapshot] = Poller(
+            poller: Poller[Any] = Poller(
                 f"sim-{spec.intersection_id}", device.fetch, interval_s=settings.poll_interval_s,
                 errors=(SimulatedDeviceError,),
                 hint="a simulated device is offline only when a test or technician sets it so")
             poller.add_listener(lambda p, iid=spec.intersection_id: self._polled(iid, p))
             self._intersections[spec.intersection_id] = _Intersection(
-                device, poller, IntersectionWatch(spec.intersection_id))
-        # 3. the MQTT link, announcing the inventory
-        inventory = [DeviceInfo(device_id=f"sim-{iid}", kind="simulated", model=i.device.model,
-                                firmware=i.device.firmware, intersection_id=iid)
-                     for iid, i in self._intersections.items()]
+                poller, IntersectionWatch(spec.intersection_id), simulated=device)
+        self._modbus = ModbusLoop(f"edge-modbus-{self.edge_id}") if settings.controllers else None
+        for cspec in settings.controllers:
+            assert self._modbus is not None
+            controller = ControllerDevice(cspec, self._modbus, self._controlroom_alive)
+            poller = Poller(
+                controller.device_id, controller.fetch, interval_s=cspec.poll_interval_s,
+                errors=(ControllerError,),
+                hint=f"check the controller at {cspec.address}: power, network cable, IP address "
+                     "and Modbus unit id (`kota device controller status` probes it)")
+            poller.add_listener(lambda p, iid=cspec.intersection_id: self._polled(iid, p))
+            self._intersections[cspec.intersection_id] = _Intersection(
+                poller, IntersectionWatch(cspec.intersection_id), controller=controller)
+        # 4. the MQTT link, announcing the inventory
         try:
-            self.link = EdgeLink(settings.mqtt, edge_id=self.edge_id, epoch=self.epoch, outbox=self.outbox,
-                                 inventory=inventory, versions=_versions(),
-                                 intersections=list(self._intersections), on_command=self._command,
-                                 publish_batch=settings.publish_batch, inflight_max=settings.inflight_max)
+            self.link = WatchedLink(settings.mqtt, edge_id=self.edge_id, epoch=self.epoch,
+                                    outbox=self.outbox, inventory=self._inventory(),
+                                    versions=_versions(), intersections=list(self._intersections),
+                                    on_command=self._command, publish_batch=settings.publish_batch,
+                                    inflight_max=settings.inflight_max, liveness=self.liveness)
         except LinkError:
             self.outbox.close()
             raise
+        self._status_stop = threading.Event()
+        self._status_thread: threading.Thread | None = None
+        self._status_failing = False
 
     @property
     def devices(self) -> dict[str, SimpleIntersection]:
         """The simulated devices by intersection id (technicians and tests inject faults here)."""
-        return {iid: i.device for iid, i in self._intersections.items()}
+        return {iid: i.simulated for iid, i in self._intersections.items() if i.simulated is not None}
+
+    @property
+    def controllers(self) -> dict[str, ControllerDevice]:
+        """The Modbus controllers by intersection id."""
+        return {iid: i.controller for iid, i in self._intersections.items()
+                if i.controller is not None}
+
+    def _inventory(self) -> list[DeviceInfo]:
+        """Every device for the birth; a controller's model and firmware once it has told them."""
+        out = []
+        for iid, i in self._intersections.items():
+            if i.simulated is not None:
+                out.append(DeviceInfo(device_id=f"sim-{iid}", kind="simulated", model=i.simulated.model,
+                                      firmware=i.simulated.firmware, intersection_id=iid))
+            elif i.controller is not None:
+                ident = i.controller.identity
+                model = f"{ident.vendor} {ident.model}".strip() if ident is not None else ""
+                out.append(DeviceInfo(device_id=i.controller.device_id, kind="controller",
+                                      model=model[:120], firmware=ident.firmware if ident else "",
+                                      intersection_id=iid))
+        return out
+
+    def _controlroom_alive(self) -> Liveness:
+        """The liveness verdict (asked before every watchdog kick); transitions logged once."""
+        verdict = self.liveness.verdict(self.link.connected, self.link.conn)
+        with self._liveness_lock:
+            previous, self._last_liveness = self._last_liveness, verdict
+        if previous is not None and previous.alive != verdict.alive and self.controllers:
+            if verdict.alive:
+                log.info("control room alive (%s): feeding controller watchdogs again", verdict.reason)
+            else:
+                log.warning("control room not alive (%s): controller watchdogs are no longer fed; "
+                            "controllers fall back to their local plans when they expire",
+                            verdict.reason)
+        return verdict
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -141,8 +220,14 @@ class EdgeAgent:
                  "(%d waiting)", self.edge_id, self.epoch, display_url(self.settings.mqtt),
                  len(self._intersections), self.outbox.path, counts.total)
         self.link.start()
+        if self._modbus is not None:
+            self._modbus.start()
         for intersection in self._intersections.values():
             intersection.poller.start()
+        self._status_stop.clear()
+        self._status_thread = threading.Thread(target=self._status_loop, daemon=True,
+                                               name=f"edge-status-{self.edge_id}")
+        self._status_thread.start()
         self._started = True
 
     def stop(self) -> None:
@@ -150,8 +235,23 @@ class EdgeAgent:
         if not self._started:
             self.outbox.close()
             return
+        self._status_stop.set()
+        if self._status_thread is not None:
+            self._status_thread.join(5)
+            self._status_thread = None
         for intersection in self._intersections.values():
             intersection.poller.stop()
+        if self._modbus is not None:
+            for controller in self.controllers.values():
+                try:
+                    controller.close()
+                except (RuntimeError, ControllerError) as exc:
+                    log.warning("closing controller %s: %s", controller.intersection_id, exc)
+            self._modbus.stop()
+        try:
+            remove_status(self.state_dir)
+        except OSError as exc:
+            log.warning("cannot remove the status file in %s: %s", self.state_dir, exc)
         if self.link.connected:
             self.link.flush(STOP_FLUSH_S)
         self.link.stop()
@@ -170,27 +270,45 @@ class EdgeAgent:
             self.stop()
 
     def status(self) -> dict[str, Any]:
-        """A snapshot for ``kota edge status``: identity, link, outbox, devices."""
+        """A snapshot for ``kota edge status``: identity, link, control room, outbox, devices."""
         counts = self.outbox.counts()
+        room = self.liveness.verdict(self.link.connected, self.link.conn)
         return {
             "edge_id": self.edge_id,
             "epoch": self.epoch,
             "broker": display_url(self.settings.mqtt),
             "connected": self.link.connected,
             "conn": self.link.conn,
+            "controlroom": {"alive": room.alive, "reason": room.reason,
+                            "liveness_window_s": self.liveness.window_s},
             "outbox": {"telemetry": counts.droppable, "reliable": counts.reliable,
                        "inflight": self.link.inflight, "dropped_telemetry": counts.dropped_total},
-            "devices": {
-                iid: {"available": i.poller.available,
-                      "last_ok_at": _iso(i.poller.last_ok_at),
-                      "last_error": i.poller.last_error}
-                for iid, i in self._intersections.items()
-            },
+            "devices": {iid: _device_status(i) for iid, i in self._intersections.items()},
         }
+
+    def _status_loop(self) -> None:
+        """Rewrite the status file every poll interval until stopped."""
+        interval_s = self.settings.poll_interval_s
+        stale_after_s = max(STALE_AFTER_MIN_S, STALE_AFTER_POLLS * interval_s)
+        while True:
+            try:
+                write_status(self.state_dir, {**self.status(), "pid": os.getpid(),
+                                              "host": os.uname().nodename,
+                                              "written_at": utc_now().isoformat(),
+                                              "stale_after_s": stale_after_s})
+            except (OSError, OutboxError) as exc:
+                if not self._status_failing:
+                    log.error("cannot write the status file in %s: %s — `kota edge status` will "
+                              "report the agent as not running", self.state_dir, exc)
+                self._status_failing = True
+            else:
+                self._status_failing = False
+            if self._status_stop.wait(interval_s):
+                return
 
     # ------------------------------------------------------------------ after each poll (poller thread)
 
-    def _polled(self, iid: str, poller: Poller[IntersectionSnapshot]) -> None:
+    def _polled(self, iid: str, poller: Poller[Any]) -> None:
         try:
             self._publish_poll(iid, poller)
         except OutboxError as exc:
@@ -203,12 +321,16 @@ class EdgeAgent:
                 log.info("outbox writable again")
             self._outbox_failing = False
 
-    def _publish_poll(self, iid: str, poller: Poller[IntersectionSnapshot]) -> None:
+    def _publish_poll(self, iid: str, poller: Poller[Any]) -> None:
         snapshot = poller.snapshot if poller.available else None
         intersection = self._intersections[iid]
         drafts = intersection.watch.availability(poller.available, poller.last_error)
         if snapshot is not None:
             drafts += intersection.watch.reading(snapshot)
+            if isinstance(snapshot, ControllerReading):
+                drafts += intersection.watch.alarms(snapshot.alarms)
+        if intersection.controller is not None:
+            self._announce_identity(intersection)
         # Events first: "device online" or "mode change" precede the telemetry that shows them.
         for draft in drafts:
             self._event(iid, draft)
@@ -224,6 +346,15 @@ class EdgeAgent:
             if intersection.reading_failed:
                 log.info("intersection %s reads sanely again", iid)
             intersection.reading_failed = False
+
+    def _announce_identity(self, intersection: _Intersection) -> None:
+        """A controller told (or changed) its model or firmware: a new birth carries it."""
+        assert intersection.controller is not None
+        ident = intersection.controller.identity
+        if ident is None or (ident.model, ident.firmware) == intersection.announced:
+            return
+        intersection.announced = (ident.model, ident.firmware)
+        self.link.update_inventory(self._inventory())
 
     def _event(self, iid: str, draft: EventDraft) -> None:
         level = logging.WARNING if draft.severity != "info" else logging.INFO
@@ -253,22 +384,56 @@ class EdgeAgent:
         if intersection is None:
             self._ack(iid, command.cmd_id, "rejected", f"intersection {iid} is not served by {self.edge_id}")
             return
+        if not self._issuer_allowed(command.issuer):
+            self._ack(iid, command.cmd_id, "rejected",
+                      f"issuer {command.issuer!r} is not allowed to command {self.edge_id}")
+            return
         now = utc_now()
         if command.expires_at <= now:
             self._ack(iid, command.cmd_id, "rejected",
                       f"expired at {command.expires_at.isoformat()} (edge clock {now.isoformat()})")
             return
+        self.liveness.heard()
         log.info("command %s from %s for %s: %s", command.cmd_id, command.issuer, iid,
                  command.body.model_dump_json())
+        if intersection.controller is not None:
+            self._command_controller(intersection.controller, command)
+            return
+        assert intersection.simulated is not None
         self._ack(iid, command.cmd_id, "accepted")
         try:
-            _apply(intersection.device, command.body)
+            _apply(intersection.simulated, command.body)
         except CommandRejected as exc:
             self._ack(iid, command.cmd_id, "rejected", exc.reason)
         except DeviceUnavailable as exc:
             self._ack(iid, command.cmd_id, "rejected", f"device unavailable: {exc}")
         else:
             self._ack(iid, command.cmd_id, "applied")
+
+    def _issuer_allowed(self, issuer: str) -> bool:
+        patterns = self.settings.command_issuers
+        return not patterns or any(fnmatch.fnmatchcase(issuer, p) for p in patterns)
+
+    def _command_controller(self, controller: ControllerDevice, command: TrafficCommand) -> None:
+        """Judge against the controller's own limits (nothing written if unsafe), then accept,
+        write, and answer with what the controller's result register says."""
+        iid, cmd_id = command.intersection_id, command.cmd_id
+        try:
+            prepared = controller.prepare(command.body)
+        except CommandRefused as exc:
+            self._ack(iid, cmd_id, "rejected", f"unsafe for this controller: {exc.reason}")
+            return
+        except ControllerError as exc:
+            self._ack(iid, cmd_id, "rejected", f"controller unreachable, nothing written: {exc}")
+            return
+        self._ack(iid, cmd_id, "accepted")
+        try:
+            note = controller.execute(prepared)
+        except ControllerError as exc:
+            self._ack(iid, cmd_id, "rejected", refusal_text(exc))
+            return
+        log.info("command %s for %s applied: %s — %s", cmd_id, iid, prepared.describe(), note)
+        self._ack(iid, cmd_id, "applied", note)
 
     def _reject_unreadable(self, topic: str, raw: bytes, exc: ContractError) -> None:
         cmd_id = _salvage_cmd_id(raw)
@@ -319,6 +484,45 @@ def _salvage_cmd_id(raw: bytes) -> str | None:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def _device_status(i: _Intersection) -> dict[str, Any]:
+    """One device for ``kota edge status``: who, where, how it reads, last contact, errors."""
+    poller = i.poller
+    snapshot = poller.snapshot
+    out: dict[str, Any] = {
+        "kind": i.kind,
+        "available": poller.available,
+        "mode": getattr(snapshot, "mode", None),
+        "plan": getattr(snapshot, "plan", None),
+        "last_ok_at": _iso(poller.last_ok_at),
+        "consecutive_errors": poller.consecutive_failures,
+        "failing_since": _iso(poller.failing_since),
+        "last_error": poller.last_error,
+    }
+    if i.simulated is not None:
+        out.update(address=None, model=i.simulated.model, firmware=i.simulated.firmware)
+    elif i.controller is not None:
+        c = i.controller
+        ident = c.identity
+        wd = c.watchdog
+        reading = snapshot if isinstance(snapshot, ControllerReading) else None
+        out.update(
+            address=c.spec.address, location=c.spec.location,
+            model=f"{ident.vendor} {ident.model}".strip() if ident else None,
+            firmware=ident.firmware if ident else None, serial=ident.serial if ident else None,
+            phases=ident.phase_count if ident else None,
+            detectors=ident.detector_count if ident else None,
+            mode_reason=reading.mode_reason if reading else None,
+            alarms=sorted(reading.alarms) if reading else [],
+            requests=c.client.requests,
+            watchdog={"feeding": wd.feeding, "reason": wd.reason, "kicks": wd.kicks,
+                      "last_kick_at": _iso(wd.last_kick_at),
+                      "timeout_s": c.spec.watchdog_timeout_s,
+                      "left_s": reading.watchdog_left_s if reading else None,
+                      "expired": bool(reading and "watchdog_expired" in reading.alarms)},
+        )
+    return out
 
 
 def run_agent(settings: EdgeSettings, data_dir: Path, stop: threading.Event) -> None:

@@ -77,6 +77,18 @@ class Poller(Generic[Snapshot]):
             return self._last_error
 
     @property
+    def consecutive_failures(self) -> int:
+        """Failed polls since the last good one (0 while the device answers)."""
+        with self._state_lock:
+            return self._failures
+
+    @property
+    def failing_since(self) -> datetime | None:
+        """When the current run of failures began (None while the device answers)."""
+        with self._state_lock:
+            return self._failed_since
+
+    @property
     def polls(self) -> int:
         """Polls done so far, good or bad (tells a listener whether it has seen this one)."""
         with self._state_lock:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from edge.contract import Ident, MqttEndpoint
 from firmware_sim.simple_intersection import MIN_SPLIT_S
+
+# The controller's watchdog register holds 1..600 s (devices.controller.registers CONTROL).
+WATCHDOG_MIN_S = 1.0
+WATCHDOG_MAX_S = 600.0
 
 
 class SimulatedIntersectionSettings(BaseModel):
@@ -37,6 +42,43 @@ class SimulatedIntersectionSettings(BaseModel):
             raise ValueError(f"cycle_s {self.cycle_s:g} is too short for {self.phases} phases "
                              f"(at least {need_s:g} s: {MIN_SPLIT_S:g} s per phase)")
         return self
+
+
+class ControllerSettings(BaseModel):
+    """A real traffic-signal controller reached over Modbus TCP (``devices.controller``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    intersection_id: Ident = Field(description="Id of the intersection this controller runs.")
+    host: Annotated[str, StringConstraints(min_length=1, max_length=255, strip_whitespace=True)] = Field(
+        description="IP address or host name of the controller (or of its Modbus TCP gateway).")
+    port: int = Field(502, ge=1, le=65535, description="Modbus TCP port.")
+    unit: int = Field(1, ge=0, le=255, description="Modbus unit id the controller answers to.")
+    timeout_s: float = Field(1.0, ge=0.05, le=30, description="Time one Modbus request may take "
+                             "before the controller counts as not answering.")
+    poll_interval_s: float = Field(1.0, ge=0.05, le=60, description="How often status and "
+                                   "detectors are read (one telemetry message per poll).")
+    watchdog_timeout_s: float = Field(
+        30.0, ge=WATCHDOG_MIN_S, le=WATCHDOG_MAX_S,
+        description="Central watchdog the agent sets on the controller: without a kick for this "
+        "long (controller time) the controller falls back to its local plan. The agent kicks on "
+        "every poll while the control room is alive.")
+    reconnect_max_s: float = Field(30.0, ge=0.1, le=600, description="Longest wait between "
+                                   "reconnect attempts to an unreachable controller.")
+    location: str = Field("", max_length=120, description="Where the cabinet stands, for "
+                          "technicians (shown by `kota edge status`).")
+
+    @model_validator(mode="after")
+    def _watchdog_outlasts_polls(self) -> ControllerSettings:
+        # Kicks ride on polls: one late poll must not cost the central plan.
+        if self.watchdog_timeout_s < 2 * self.poll_interval_s:
+            raise ValueError(f"watchdog_timeout_s {self.watchdog_timeout_s:g} must be at least "
+                             f"twice poll_interval_s {self.poll_interval_s:g}")
+        return self
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port} unit {self.unit}"
 
 
 class EdgeSettings(BaseModel):
@@ -71,13 +113,41 @@ class EdgeSettings(BaseModel):
             SimulatedIntersectionSettings(intersection_id="simpang-alun-alun", phases=4, cycle_s=100,
                                           seed=3),
         ],
-        description="Simulated intersection devices this agent polls (demo and tests).",
+        description="Simulated intersection devices this agent polls (demo and tests). Default: "
+        "three demo intersections, or none when `controllers` are configured.",
     )
+    controllers: list[ControllerSettings] = Field(
+        default_factory=list, max_length=256,
+        description="Real traffic-signal controllers this agent polls over Modbus TCP.",
+    )
+    controlroom_liveness_s: float = Field(
+        30.0, ge=2, le=3600,
+        description="The control room counts as alive (and controller watchdogs are fed) while "
+        "its retained state says online and it was heard — a state message or a command for "
+        "this edge — within this many seconds, on the current broker connection.",
+    )
+    command_issuers: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=64,
+        description="Issuers whose commands this agent obeys, as shell patterns "
+        "(e.g. 'controlroom', 'operator-*'); empty: any issuer the broker lets publish.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_demo_beside_controllers(cls, data: Any) -> Any:
+        # A pole with real controllers must not also run the three demo intersections.
+        if isinstance(data, dict) and data.get("controllers") and "simulated" not in data:
+            data = {**data, "simulated": []}
+        return data
 
     @model_validator(mode="after")
     def _unique_intersections(self) -> EdgeSettings:
-        ids = [d.intersection_id for d in self.simulated]
+        ids = [d.intersection_id for d in self.simulated] + [c.intersection_id for c in self.controllers]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"intersection ids must be unique, repeated: {', '.join(dupes)}")
+        addresses = [(c.host, c.port, c.unit) for c in self.controllers]
+        twice = sorted({f"{h}:{p} unit {u}" for h, p, u in addresses if addresses.count((h, p, u)) > 1})
+        if twice:
+            raise ValueError(f"two controllers at one address: {', '.join(twice)}")
         return self

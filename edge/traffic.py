@@ -1,13 +1,15 @@
 """Intersection readings → contract payloads: one TrafficTelemetry per poll, events on change.
 
 Pure: no I/O, no threads, no clock. It reads any snapshot with the fields of
-``IntersectionReading`` (the simulated intersection today, the Modbus driver later) and
-remembers, per intersection, what it last reported so each change yields one event.
+``IntersectionReading`` (the simulated intersection, a Modbus controller's reading from
+``edge.controllers``) and remembers, per intersection, what it last reported so each change
+yields one event. A real controller also reports alarm bits; ``IntersectionWatch.alarms`` turns
+their edges into fallback, conflict and controller-alarm events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -95,6 +97,38 @@ _MODE_SEVERITY: dict[str, Severity] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class AlarmEvent:
+    """How one controller alarm bit is reported when it rises and when it clears."""
+
+    kind: EventKind
+    severity: Severity  # when it rises; clearing is "info"
+    raised: str
+    cleared: str
+
+
+# Controller alarm bits (devices.controller.registers.ALARM_BITS) → events. "detector_fault" is
+# left out: each detector's own fault and recovery are reported from det_fault.
+ALARM_EVENTS: dict[str, AlarmEvent] = {
+    "watchdog_expired": AlarmEvent(
+        EventKind.FALLBACK, "warning",
+        "central watchdog expired: the controller runs its local plan from the next safe point",
+        "central watchdog fed again: central control resumes at the next safe point"),
+    "conflict": AlarmEvent(
+        EventKind.CONFLICT, "critical",
+        "conflict monitor saw conflicting greens: controller in fail-safe flash",
+        "conflict alarm cleared"),
+    "internal_fault": AlarmEvent(
+        EventKind.CONTROLLER_ALARM, "critical",
+        "controller internal (lamp or processor) fault: fail-safe flash",
+        "controller internal fault cleared"),
+    "power_up": AlarmEvent(
+        EventKind.CONTROLLER_ALARM, "info",
+        "controller restarted (power-up alarm latched until a technician clears it)",
+        "power-up alarm cleared"),
+}
+
+
 class IntersectionWatch:
     """What was last reported for one intersection; each method returns the events of a change."""
 
@@ -103,6 +137,7 @@ class IntersectionWatch:
         self._reported_available: bool | None = None
         self._mode: str | None = None
         self._faults: tuple[bool, ...] = ()
+        self._alarms: frozenset[str] = frozenset()
 
     def availability(self, available: bool, error: str | None) -> list[EventDraft]:
         previous, self._reported_available = self._reported_available, available
@@ -132,4 +167,23 @@ class IntersectionWatch:
                 events.append(EventDraft(EventKind.DETECTOR_RECOVERED, "info",
                                          f"detector {index + 1} works again", {"detector": index + 1}))
         self._faults = faults
+        return events
+
+    def alarms(self, active: Iterable[str]) -> list[EventDraft]:
+        """Events for controller alarm bits that rose or cleared since the last call.
+
+        Before the first call no alarm counts as active, so one already raised at start-up
+        (a fallback in force when the agent starts) is reported too. Each event carries
+        ``{"alarm": name, "active": bool}``, so the control room can raise and clear on it.
+        """
+        now = frozenset(a for a in active if a in ALARM_EVENTS)
+        events = []
+        for name, spec in ALARM_EVENTS.items():
+            if name in now and name not in self._alarms:
+                events.append(EventDraft(spec.kind, spec.severity, spec.raised,
+                                         {"alarm": name, "active": True}))
+            elif name in self._alarms and name not in now:
+                events.append(EventDraft(spec.kind, "info", spec.cleared,
+                                         {"alarm": name, "active": False}))
+        self._alarms = now
         return events
