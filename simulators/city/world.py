@@ -210,8 +210,12 @@ class CityWorld:
                   city: DemoCity | None = None) -> CityWorld:
         """A world on the demo city, written into ``directory`` for ``options.seed``."""
         options = options or CityOptions()
-        files = write_demo_city(directory, seed=options.seed, city=city)
-        return cls(files.sumocfg, _with_city(options, files))
+        return cls.of_city(write_demo_city(directory, seed=options.seed, city=city), options)
+
+    @classmethod
+    def of_city(cls, files: CityFiles, options: CityOptions | None = None) -> CityWorld:
+        """A world on a demo city already written: its names and its corridor."""
+        return cls(files.sumocfg, _with_city(options or CityOptions(), files))
 
     # ------------------------------------------------------------------ life cycle
 
