@@ -1,5 +1,10 @@
-"""The control room's composition root: builds storage, ingest, the MQTT link and the web API,
-starts them in order and stops them in reverse. Nothing else wires components together."""
+"""The control room's composition root: builds storage, ingest, the MQTT link, the traffic
+service (when a city layout is configured) and the web API, starts them in order and stops
+them in reverse. Nothing else wires components together.
+
+Start order: city layout (validated first, so a bad file stops nothing half-started) →
+database pool → ingest → traffic service (restores open alarms and active overrides) → MQTT
+link (announces the control room online, retained, with an offline will) → web API."""
 
 from __future__ import annotations
 
@@ -14,6 +19,9 @@ from controlroom.ingest import Inbound, Ingest
 from controlroom.link import ControlRoomLink
 from controlroom.settings import ControlRoomSettings, DatabaseSettings
 from controlroom.storage.store import Store, open_pool
+from controlroom.traffic.access import KeyRing
+from controlroom.traffic.layout import load_layout
+from controlroom.traffic.service import TrafficService
 from controlroom.web.api import create_api
 
 log = logging.getLogger(__name__)
@@ -35,6 +43,7 @@ class ControlRoom:
         self.store: Store | None = None
         self.ingest: Ingest | None = None
         self.link: ControlRoomLink | None = None
+        self.traffic: TrafficService | None = None
         self.started_at = time.time()
 
     @property
@@ -48,16 +57,29 @@ class ControlRoom:
         return f"http://{self._settings.http_host}:{self.http_port}/"
 
     def start(self) -> None:
+        traffic = self._settings.traffic
+        layout = load_layout(traffic.layout) if traffic.layout is not None else None
         self._pool = open_pool(self._conninfo, self._database.pool_min, self._database.pool_max)
         self.store = Store(self._pool)
         self.ingest = Ingest(self._settings.ingest, self.store)
         self.link = ControlRoomLink(self._settings.mqtt, self._settings.client_id, self._on_message,
                                     shared_group=self._settings.ingest.shared_group)
         self.ingest.set_ack(self.link.ack)
+        if layout is not None:
+            if self._settings.ingest.shared_group:
+                log.warning("the traffic service runs in a worker that shares the MQTT load "
+                            "(shared_group %s): it sees only part of the telemetry",
+                            self._settings.ingest.shared_group)
+            self.traffic = TrafficService(traffic, *layout, self.store, self.link.publish,
+                                          self.link.connected.is_set)
+            self.ingest.on_stored = self.traffic.observe
         self.ingest.start()
+        if self.traffic is not None:
+            self.traffic.start()
         self.link.start()
         app = create_api(self.store, self.health, city=self._city, timezone=self._timezone,
-                         stale_after_s=self._settings.edge_stale_s)
+                         stale_after_s=self._settings.edge_stale_s, traffic=self.traffic,
+                         keys=KeyRing(self._settings.api_keys))
         config = uvicorn.Config(app, host=self._settings.http_host, port=self._settings.http_port,
                                 log_level="warning", access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
@@ -82,6 +104,7 @@ class ControlRoom:
             "uptime_s": round(time.time() - self.started_at, 1),
             "mqtt": {"connected": self.link.connected.is_set(), "url": self._settings.mqtt.url},
             "ingest": {**self.ingest.stats.as_dict(), "backlog": self.ingest.backlog()},
+            "traffic": self.traffic.health() if self.traffic is not None else None,
         }
 
     def stop(self) -> None:
@@ -95,6 +118,8 @@ class ControlRoom:
             self.link.stop()
         if self.ingest is not None:
             self.ingest.stop()
+        if self.traffic is not None:
+            self.traffic.stop()
         if self._pool is not None:
             self._pool.close()
         log.info("control room stopped")

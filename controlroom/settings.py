@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from edge.contract import MqttEndpoint
 
@@ -72,6 +73,69 @@ class IngestSettings(_Section):
     )
 
 
+class TrafficSettings(_Section):
+    """The traffic service: the city layout, the adaptive loop, commands and alarms.
+
+    Run it in one worker only: it must see every intersection's telemetry, so a worker that
+    shares the load with `shared_group` sees only part of the city.
+    """
+
+    layout: Path | None = Field(
+        None, description="City layout file (.json or .toml): intersections, phases, movements, "
+        "detectors. Unset: no traffic control, telemetry is only stored.")
+    plan_interval_s: float = Field(60.0, ge=0.1, le=900, description="How often the timing core "
+                                   "runs for every intersection (about one cycle).")
+    refresh_s: float = Field(60.0, ge=0.1, le=3600, description="An unchanged plan is sent "
+                             "again after this long, so edges and controllers see the control "
+                             "room alive.")
+    change_threshold_s: float = Field(2.0, ge=0, le=60, description="A new plan is sent at once "
+                                      "when its cycle, offset or a split moves by this much.")
+    plan_number: int = Field(1, ge=1, le=255, description="Plan number adaptive plans carry.")
+    command_ttl_s: float = Field(120.0, ge=1, le=3600, description="A command expires this long "
+                                 "after it is issued (expires_at); the edge rejects it later.")
+    ack_timeout_s: float = Field(5.0, ge=0.05, le=600, description="A command with no ack after "
+                                 "this long is sent again (same cmd_id).")
+    max_retries: int = Field(2, ge=0, le=10, description="Resends of an unanswered command "
+                             "before it counts as unanswered and raises an alarm.")
+    reject_alarm_after: int = Field(2, ge=1, le=100, description="Consecutive rejected commands "
+                                    "of one intersection that raise the command_rejected alarm.")
+    stale_after_s: float = Field(5.0, ge=0.5, le=3600, description="No telemetry for this long: "
+                                 "the controller counts as offline.")
+    ds_alarm: float = Field(0.95, gt=0, le=10, description="Degree of saturation that, held for "
+                            "ds_alarm_cycles plan steps, raises the saturation alarm.")
+    ds_alarm_cycles: int = Field(3, ge=1, le=1000, description="Consecutive plan steps above "
+                                 "ds_alarm before the alarm.")
+    det_count: Literal["cumulative", "interval"] = Field(
+        "cumulative", description="What telemetry det_count holds: the controller's wrapping "
+        "16-bit volume counter (cumulative, the register's meaning) or vehicles in that message's "
+        "interval.")
+    override_default_s: float = Field(900.0, ge=10, le=86400, description="How long an operator "
+                                      "override lasts when the request names no duration.")
+    override_max_s: float = Field(4 * 3600.0, ge=10, le=7 * 86400, description="Longest "
+                                  "operator override.")
+    tick_s: float = Field(0.5, ge=0.02, le=10, description="How often the service checks "
+                          "acks, retries, overrides and alarms.")
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> TrafficSettings:
+        if self.override_default_s > self.override_max_s:
+            raise ValueError("override_default_s must not exceed override_max_s")
+        return self
+
+
+Role = Literal["viewer", "operator", "supervisor", "admin"]
+
+
+class ApiKey(_Section):
+    """One API key: who it is and what they may do (until the dashboard brings logins)."""
+
+    user: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$", description="User name written to the "
+                      "audit log.")
+    role: Role = Field(description="viewer (read only), operator, supervisor or admin (may "
+                       "override signals).")
+    key: SecretStr = Field(min_length=16, description="The secret sent in the X-API-Key header.")
+
+
 class ControlRoomSettings(_Section):
     """The control-room service: its broker link, ingest and web API."""
 
@@ -85,3 +149,14 @@ class ControlRoomSettings(_Section):
         5.0, ge=1, le=3600, description="Telemetry older than this shows an intersection as stale."
     )
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    traffic: TrafficSettings = Field(default_factory=TrafficSettings)
+    api_keys: tuple[ApiKey, ...] = Field((), description="API keys for the operator endpoints "
+                                         "(X-API-Key header); none by default.")
+
+    @field_validator("api_keys")
+    @classmethod
+    def _unique_keys(cls, value: tuple[ApiKey, ...]) -> tuple[ApiKey, ...]:
+        secrets = [k.key.get_secret_value() for k in value]
+        if len(set(secrets)) != len(secrets):
+            raise ValueError("two API keys are the same")
+        return value

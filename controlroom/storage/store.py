@@ -3,10 +3,15 @@
 Telemetry goes in with binary COPY (one row per message, one row per detector); the
 low-volume kinds (events, acks, edge state) are inserted with ON CONFLICT DO NOTHING on
 (edge_id, epoch, seq), which is where QoS 1 redeliveries and outbox resends die.
+
+The traffic service's records (plans, commands and their status, alarms, overrides, the audit
+log) are written in one transaction per service tick (`write_traffic`) or per operator action
+(`operator_action`); command status only moves forward and rows are closed, never deleted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -89,6 +94,154 @@ FROM (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS x(
         signal text, det_count integer[], det_occupancy_pct real[], det_fault boolean[])) AS u
 WHERE i.id = u.id AND (i.last_ts IS NULL OR i.last_ts < u.ts)
 """
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    """A command as sent: the contract's fields plus where it came from."""
+
+    cmd_id: str
+    intersection_id: str
+    issued_at: datetime
+    expires_at: datetime
+    issuer: str
+    source: str  # adaptive | operator | system
+    kind: str  # plan | override
+    body: dict[str, Any]
+    override_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRecord:
+    computed_at: datetime
+    intersection_id: str
+    source: str
+    plan: int
+    cycle_s: float
+    offset_s: float
+    splits_s: tuple[float, ...]
+    green_s: tuple[float, ...] | None
+    ds_max: float | None
+    cmd_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmKey:
+    code: str
+    intersection_id: str
+    subject: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmRecord:
+    key: AlarmKey
+    severity: str
+    text: str
+    at: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    user_name: str
+    role: str
+    action: str
+    target: str
+    outcome: str  # done | denied | failed
+    before: Any = None
+    after: Any = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideRecord:
+    intersection_id: str
+    action: str  # hold | force | flash | plan
+    phase: int | None
+    plan: dict[str, Any] | None
+    user_name: str
+    role: str
+    reason: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideEnd:
+    override_id: int
+    at: datetime
+    reason: str  # released | expired | replaced
+    by: str
+
+
+@dataclass(slots=True)
+class TrafficWrites:
+    """What one tick of the traffic service changed; written in one transaction."""
+
+    plans: list[PlanRecord] = field(default_factory=list)
+    commands: list[CommandRecord] = field(default_factory=list)
+    # (cmd_id, status, at, reason): applied only if it moves the status forward
+    statuses: list[tuple[str, str, datetime, str]] = field(default_factory=list)
+    # (cmd_id, attempts, last_sent_at)
+    resends: list[tuple[str, int, datetime]] = field(default_factory=list)
+    alarms_opened: list[AlarmRecord] = field(default_factory=list)
+    alarms_cleared: list[tuple[AlarmKey, datetime]] = field(default_factory=list)
+    overrides_ended: list[OverrideEnd] = field(default_factory=list)
+    audit: list[AuditRecord] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return (len(self.plans) + len(self.commands) + len(self.statuses) + len(self.resends)
+                + len(self.alarms_opened) + len(self.alarms_cleared) + len(self.overrides_ended)
+                + len(self.audit))
+
+    def extend(self, other: TrafficWrites) -> None:
+        for f in dataclasses.fields(self):
+            getattr(self, f.name).extend(getattr(other, f.name))
+
+
+# sent < unanswered < accepted < applied = rejected: a late "accepted" never undoes "applied".
+_STATUS_RANK = "array_position(ARRAY['sent','unanswered','accepted','applied','rejected'], {})"
+_UPDATE_STATUS = f"""
+UPDATE traffic_command SET status = %(status)s, status_at = %(at)s, reason = %(reason)s
+WHERE cmd_id = %(cmd_id)s
+  AND least({_STATUS_RANK.format('status')}, 4) < least({_STATUS_RANK.format('%(status)s')}, 4)
+"""
+
+_INSERT_COMMAND = """
+INSERT INTO traffic_command (cmd_id, intersection_id, issued_at, expires_at, issuer, source, kind,
+                             body, last_sent_at, status_at, override_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (cmd_id) DO NOTHING
+"""
+
+_INSERT_PLAN = """
+INSERT INTO traffic_plan (computed_at, intersection_id, source, plan, cycle_s, offset_s, splits_s,
+                          green_s, ds_max, cmd_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+_OPEN_ALARM = """
+INSERT INTO traffic_alarm (code, intersection_id, subject, severity, text, data, opened_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (code, intersection_id, subject) WHERE cleared_at IS NULL DO NOTHING
+"""
+
+_CLEAR_ALARM = """
+UPDATE traffic_alarm SET cleared_at = %s
+WHERE code = %s AND intersection_id = %s AND subject = %s AND cleared_at IS NULL
+"""
+
+_END_OVERRIDE = """
+UPDATE traffic_override SET ended_at = %s, end_reason = %s, ended_by = %s
+WHERE id = %s AND ended_at IS NULL
+"""
+
+_INSERT_AUDIT = """
+INSERT INTO audit_log (user_name, role, action, target, outcome, before, after, detail)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+_OVERRIDE_COLUMNS = ("id, intersection_id, action, phase, plan, user_name, role, reason, created_at, "
+                     "expires_at, ended_at, end_reason, ended_by")
 
 
 class Store:
@@ -201,6 +354,131 @@ class Store:
                      s.status, s.edge_id, s.epoch, s.conn)
         return int(applied)
 
+    # ------------------------------------------------------------------ traffic control writes
+
+    def write_traffic(self, writes: TrafficWrites) -> None:
+        """Everything one service tick changed, in one transaction (all or nothing)."""
+        if not len(writes):
+            return
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                self._insert_many(conn, _INSERT_COMMAND, [_command_row(c) for c in writes.commands])
+                self._insert_many(conn, _INSERT_PLAN, [
+                    (p.computed_at, p.intersection_id, p.source, p.plan, p.cycle_s, p.offset_s,
+                     list(p.splits_s), list(p.green_s) if p.green_s is not None else None,
+                     p.ds_max, p.cmd_id) for p in writes.plans])
+                if writes.resends:
+                    with conn.cursor() as cur:
+                        cur.executemany("UPDATE traffic_command SET attempts = %s, last_sent_at = %s "
+                                        "WHERE cmd_id = %s",
+                                        [(n, at, cmd_id) for cmd_id, n, at in writes.resends])
+                if writes.statuses:
+                    with conn.cursor() as cur:
+                        cur.executemany(_UPDATE_STATUS, [
+                            {"cmd_id": cmd_id, "status": status, "at": at, "reason": reason}
+                            for cmd_id, status, at, reason in writes.statuses])
+                self._insert_many(conn, _OPEN_ALARM, [
+                    (a.key.code, a.key.intersection_id, a.key.subject, a.severity, a.text,
+                     json.dumps(a.data), a.at) for a in writes.alarms_opened])
+                self._insert_many(conn, _CLEAR_ALARM, [
+                    (at, k.code, k.intersection_id, k.subject) for k, at in writes.alarms_cleared])
+                self._insert_many(conn, _END_OVERRIDE, [
+                    (e.at, e.reason, e.by, e.override_id) for e in writes.overrides_ended])
+                self._insert_many(conn, _INSERT_AUDIT, [_audit_row(a) for a in writes.audit])
+        except psycopg.Error as exc:
+            raise StorageError(f"traffic records ({len(writes)}) not stored: {exc}") from exc
+
+    def operator_action(self, audit: AuditRecord, *, end: OverrideEnd | None = None,
+                        start: OverrideRecord | None = None,
+                        command: CommandRecord | None = None) -> int | None:
+        """One operator action in one transaction: end the active override, start a new one,
+        record the command that carries it and the audit row. Returns the new override's id."""
+        new_id: int | None = None
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                if end is not None:
+                    conn.execute(_END_OVERRIDE, (end.at, end.reason, end.by, end.override_id))
+                if start is not None:
+                    row = conn.execute(
+                        "INSERT INTO traffic_override (intersection_id, action, phase, plan, user_name, "
+                        "role, reason, created_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                        "RETURNING id",
+                        (start.intersection_id, start.action, start.phase,
+                         json.dumps(start.plan) if start.plan is not None else None, start.user_name,
+                         start.role, start.reason, start.created_at, start.expires_at)).fetchone()
+                    new_id = int(row[0])
+                if command is not None:
+                    if start is not None:
+                        command = dataclasses.replace(command, override_id=new_id)
+                    conn.execute(_INSERT_COMMAND, _command_row(command))
+                conn.execute(_INSERT_AUDIT, _audit_row(audit))
+        except psycopg.Error as exc:
+            raise StorageError(f"operator action {audit.action} on {audit.target} not stored: {exc}") from exc
+        return new_id
+
+    def audit(self, record: AuditRecord) -> None:
+        try:
+            with self._pool.connection() as conn:
+                conn.execute(_INSERT_AUDIT, _audit_row(record))
+        except psycopg.Error as exc:
+            raise StorageError(f"audit row not stored: {exc}") from exc
+
+    # ------------------------------------------------------------------ traffic control reads
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        try:
+            with self._pool.connection() as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+                return cur.execute(sql, params).fetchall()
+        except psycopg.Error as exc:
+            raise StorageError(f"read failed: {exc}") from exc
+
+    def alarms(self, *, open_only: bool = True, intersection_id: str | None = None,
+               limit: int = 1000) -> list[dict[str, Any]]:
+        where = ["cleared_at IS NULL"] if open_only else []
+        params: list[Any] = []
+        if intersection_id is not None:
+            where.append("intersection_id = %s")
+            params.append(intersection_id)
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        return self._rows(
+            "SELECT id, code, intersection_id, subject, severity, text, data, opened_at, cleared_at "
+            f"FROM traffic_alarm {clause}ORDER BY opened_at DESC, id DESC LIMIT %s", [*params, limit])
+
+    def active_overrides(self) -> list[dict[str, Any]]:
+        return self._rows(f"SELECT {_OVERRIDE_COLUMNS} FROM traffic_override WHERE ended_at IS NULL "
+                          "ORDER BY id")
+
+    def overrides(self, intersection_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        return self._rows(f"SELECT {_OVERRIDE_COLUMNS} FROM traffic_override WHERE intersection_id = %s "
+                          "ORDER BY id DESC LIMIT %s", (intersection_id, limit))
+
+    def last_command(self, intersection_id: str) -> dict[str, Any] | None:
+        rows = self._rows(
+            "SELECT cmd_id, issued_at, expires_at, issuer, source, kind, body, attempts, last_sent_at, "
+            "status, status_at, reason, override_id FROM traffic_command WHERE intersection_id = %s "
+            "ORDER BY issued_at DESC LIMIT 1", (intersection_id,))
+        return rows[0] if rows else None
+
+    def command(self, cmd_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM traffic_command WHERE cmd_id = %s", (cmd_id,))
+        return rows[0] if rows else None
+
+    def acks(self, cmd_id: str) -> list[dict[str, Any]]:
+        return self._rows("SELECT edge_id, ts, status, reason FROM command_ack WHERE cmd_id = %s "
+                          "ORDER BY ts, seq", (cmd_id,))
+
+    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM audit_log ORDER BY id DESC LIMIT %s", (limit,))
+
+    def intersection(self, intersection_id: str) -> dict[str, Any] | None:
+        rows = self._rows(
+            "SELECT i.intersection_id, i.edge_id, coalesce(e.online, false) AS edge_online, "
+            "i.last_ts, i.mode, i.plan, i.cycle_timer_s, i.signal, i.det_count, "
+            "i.det_occupancy_pct, i.det_fault "
+            "FROM intersection i LEFT JOIN edge e USING (edge_id) WHERE i.intersection_id = %s",
+            (intersection_id,))
+        return rows[0] if rows else None
+
     # ------------------------------------------------------------------ reads
 
     def edges(self) -> list[dict[str, Any]]:
@@ -221,6 +499,17 @@ class Store:
     def ping(self) -> datetime:
         with self._pool.connection() as conn:
             return conn.execute("SELECT now()").fetchone()[0]
+
+
+def _command_row(c: CommandRecord) -> tuple[Any, ...]:
+    return (c.cmd_id, c.intersection_id, c.issued_at, c.expires_at, c.issuer, c.source, c.kind,
+            json.dumps(c.body), c.issued_at, c.issued_at, c.override_id)
+
+
+def _audit_row(a: AuditRecord) -> tuple[Any, ...]:
+    return (a.user_name, a.role, a.action, a.target, a.outcome,
+            json.dumps(a.before, default=str) if a.before is not None else None,
+            json.dumps(a.after, default=str) if a.after is not None else None, a.detail)
 
 
 def open_pool(conninfo: str, min_size: int = 1, max_size: int = 4, name: str = "kota") -> ConnectionPool:
