@@ -1,20 +1,26 @@
-"""`kota sim controller`: emulated traffic controllers on Modbus TCP, for technicians and benchmarks.
+"""`kota sim controller` and `kota sim city`: emulated field devices and the world around them.
 
-It parses the command line into a ``firmware_sim.controller.host.HostConfig`` and runs a
-``ControllerHost`` until Ctrl-C, SIGTERM or ``--duration``. It owns only arguments, output and
-the process's signal handling; the emulator itself lives in ``firmware_sim.controller``.
-Exit codes: 0 stopped cleanly, 1 could not listen, 2 bad arguments or configuration.
+`sim controller` parses the command line into a ``firmware_sim.controller.host.HostConfig`` and
+runs a ``ControllerHost`` until Ctrl-C, SIGTERM or ``--duration``. `sim city` runs a SUMO city
+whose every traffic light is an emulated controller on Modbus TCP (``simulators.city``), prints
+their addresses and writes the layout for the control room and an edge agent configuration. This
+module owns only arguments, output and the process's signal handling; the emulator lives in
+``firmware_sim.controller``, the world in ``simulators.city``.
+Exit codes: 0 stopped cleanly, 1 could not start (listen, SUMO), 2 bad arguments or configuration.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
+import threading
+import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firmware_sim.controller.host import (
     ControllerHost,
@@ -25,6 +31,9 @@ from firmware_sim.controller.host import (
     validate_host_config,
 )
 from firmware_sim.controller.server import EmulatorError
+
+if TYPE_CHECKING:
+    from simulators.city import CityWorld
 
 log = logging.getLogger("kota.sim")
 
@@ -134,11 +143,229 @@ def cmd_sim_controller(args: argparse.Namespace) -> int:
     return asyncio.run(_run(config, args.duration))
 
 
+# --------------------------------------------------------------------------- sim city
+
+CITY_EDGE_ID = "edge-city-1"
+POLL_INTERVAL_S = 1.0  # the edge agent's default poll, in real seconds
+WATCHDOG_DEFAULT_S = 30.0
+WATCHDOG_MAX_S = 600.0
+PROGRESS_EVERY_S = 300.0  # simulated seconds between progress lines
+
+
+def _clock(t_s: float) -> str:
+    """SUMO time of day (the demo city runs on local time) as HH:MM:SS."""
+    t = int(t_s)
+    return f"{t // 3600 % 24:02d}:{t // 60 % 60:02d}:{t % 60:02d}"
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+
+
+def edge_watchdog_s(time_scale: float | None) -> float:
+    """Watchdog for the edge to set: the controllers count SUMO time, the edge polls in real
+    time; at ×X one real poll is X controller seconds, and the watchdog must outlast a few."""
+    scale = time_scale if time_scale is not None else 1.0
+    return min(WATCHDOG_MAX_S, max(WATCHDOG_DEFAULT_S, 3 * POLL_INTERVAL_S * scale))
+
+
+def city_edge_toml(world: CityWorld, *, edge_id: str = CITY_EDGE_ID,
+                   mqtt_url: str | None = None) -> str:
+    """A `kota` settings file whose [edge] polls every controller of ``world``."""
+    watchdog_s = edge_watchdog_s(world.options.time_scale)
+    lines = [
+        f"# Edge agent for the SUMO city {world.options.city!r} (`kota sim city`): one",
+        "# [[edge.controllers]] per intersection, at the ports this run listens on.",
+        "# Run it with: kota --config THIS_FILE edge run",
+        "",
+        "[site]",
+        f"city = {_toml_str(world.options.city)}",
+        "",
+        "[edge]",
+        f"edge_id = {_toml_str(edge_id)}",
+    ]
+    if mqtt_url is not None:
+        lines += ["", "[edge.mqtt]", f"url = {_toml_str(mqtt_url)}"]
+    for e in world.endpoints:
+        lines += ["", "[[edge.controllers]]",
+                  f"intersection_id = {_toml_str(e.intersection_id)}",
+                  f"host = {_toml_str(e.host)}", f"port = {e.port}", f"unit = {e.unit}",
+                  f"watchdog_timeout_s = {watchdog_s:g}",
+                  f"location = {_toml_str(e.name[:120])}"]
+    return "\n".join(lines) + "\n"
+
+
+def _check_edge_toml(text: str, path: Path) -> None:
+    from kota.settings import Settings
+
+    Settings.model_validate(tomllib.loads(text))  # the edge agent must accept it as written
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _city_world(args: argparse.Namespace) -> CityWorld:
+    from simulators.city import CityOptions, CityWorld, DemoCity, write_demo_city
+    from simulators.traffic.scenario import Scenario
+
+    scale = None if args.fast else args.time_scale
+    common: dict[str, Any] = {
+        "time_scale": scale, "seed": args.seed, "host": args.host, "base_port": args.base_port,
+        "local_actuated": args.actuated, "watchdog_timeout_s": args.watchdog,
+        "city": args.city, "tripinfo": Path(args.tripinfo) if args.tripinfo else None}
+    if args.generate:
+        hours = args.hours
+        city = DemoCity(duration_s=hours * 3600.0, demand_scale=args.demand)
+        files = write_demo_city(args.generate, seed=args.seed, city=city)
+        end_s = city.begin_s + args.duration if args.duration is not None else None
+        print(f"demo city written to {files.directory}: {len(files.names)} intersections, "
+              f"{files.vehicles} vehicles from {_clock(city.begin_s)} to {_clock(city.end_s)}",
+              flush=True)
+        return CityWorld.of_city(files, CityOptions(end_s=end_s, **common))
+    begin_s = Scenario.from_sumocfg(args.sumocfg).begin_s
+    end_s = begin_s + args.duration if args.duration is not None else None
+    return CityWorld(args.sumocfg, CityOptions(end_s=end_s, **common))
+
+
+def _print_city(world: CityWorld, layout: Path, edge: Path) -> None:
+    for e in world.endpoints:
+        print(f"{e.intersection_id} ({e.name}): {e.host}:{e.port} unit {e.unit}, "
+              f"{e.phases} phases, {e.detectors} detectors", flush=True)
+    scale = world.options.time_scale
+    pace = ("as fast as it goes" if scale is None else
+            "at real speed" if scale == 1 else f"at ×{scale:g}")
+    print(f"layout: {layout}\nedge config: {edge}", flush=True)
+    print(f"SUMO {_clock(world.t_s)} → {_clock(world.end_s)}, {pace} — Ctrl-C to stop",
+          flush=True)
+
+
+def cmd_sim_city(args: argparse.Namespace) -> int:
+    from simulators.city import CityWorldError
+    from simulators.traffic.errors import ScenarioError, TrafficSimError
+
+    problems = []
+    if args.time_scale is not None and not args.time_scale > 0:
+        problems.append("--time-scale must be positive")
+    if args.duration is not None and args.duration <= 0:
+        problems.append("--duration must be positive")
+    if not 0 < args.hours <= 24 or not 0 < args.demand <= 5:
+        problems.append("--hours must be in (0, 24] and --demand in (0, 5]")
+    if args.sumocfg and (args.hours != 2.0 or args.demand != 1.0):
+        problems.append("--hours and --demand shape the generated city; use them with --generate")
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return EXIT_USAGE
+    out_dir = Path(args.generate) if args.generate else Path("kota-city")
+    layout_path = Path(args.layout) if args.layout else out_dir / "layout.json"
+    edge_path = Path(args.edge_config) if args.edge_config else out_dir / "edge.toml"
+    try:
+        world = _city_world(args)
+    except (ScenarioError, CityWorldError) as exc:
+        print(f"cannot use the scenario: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        world.start()
+    except (TrafficSimError, EmulatorError, OSError) as exc:
+        print(f"cannot start the city: {exc}", file=sys.stderr)
+        return EXIT_LISTEN
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT,
+                                                                     signal.SIGTERM)}
+    try:
+        world.write_layout(layout_path)
+        _check_edge_toml(city_edge_toml(world, mqtt_url=args.mqtt), edge_path)
+        _print_city(world, layout_path, edge_path)
+        world.run()
+        next_report = world.t_s + PROGRESS_EVERY_S
+        while not stop.is_set() and not world.wait(0.5):
+            if world.t_s >= next_report:
+                print(f"SUMO {_clock(world.t_s)}", flush=True)
+                next_report = world.t_s + PROGRESS_EVERY_S
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        try:
+            result = world.stop()
+        except TrafficSimError as exc:
+            print(f"the city failed: {exc}", file=sys.stderr)
+            return EXIT_LISTEN
+    m = result.metrics
+    print(f"stopped at SUMO {_clock(result.end_s)} after {result.steps} steps "
+          f"({result.wall_s:.1f} s): {m.vehicles} vehicles, {m.arrived} arrived, average "
+          f"delay {m.avg_delay_s:.1f} s (RESCO)", flush=True)
+    if args.metrics:
+        Path(args.metrics).write_text(json.dumps(
+            {"begin_s": result.begin_s, "end_s": result.end_s, "steps": result.steps,
+             "seed": args.seed, **m.as_dict()}, indent=2) + "\n", encoding="utf-8")
+    return EXIT_OK
+
+
+def _add_city_parser(kinds: argparse._SubParsersAction) -> None:
+    city = kinds.add_parser(
+        "city", help="a SUMO city whose traffic lights are emulated controllers on Modbus TCP",
+        description="Hardware in the loop without the hardware: Eclipse SUMO runs the city's "
+        "traffic; every SUMO traffic light becomes an emulated controller (Modbus TCP on "
+        "loopback, the register map of `kota device controller map`) whose lamps SUMO shows "
+        "and whose stop-line loops count SUMO's vehicles. Each SUMO green phase is a controller "
+        "phase; the controller's local plan is the network's own program, so a controller that "
+        "falls back looks like the city's signals. Prints each controller's address and writes "
+        "the city layout (JSON, for the control room) and a settings file for an edge agent "
+        "that polls every controller; point edge agents and the control room at them.",
+        epilog="Examples: `kota sim city --generate demo-city` (the project's demo city: six "
+        "intersections, mostly motorcycles, 06:00–08:00 with the 07:00 peak, real time); "
+        "`kota sim city --generate demo-city --time-scale 5 --duration 1800`; "
+        "`kota sim city --sumocfg my.sumocfg --fast --metrics m.json`. Then, in another shell: "
+        "`kota --config demo-city/edge.toml edge run`. Time: SUMO steps 1 s and the "
+        "controllers count SUMO time, so their watchdogs, minimum greens and plans run at the "
+        "chosen scale; the edge config's watchdog is widened to match. Exit codes: 0 stopped, "
+        "1 could not start (SUMO, a port), 2 bad arguments or scenario.")
+    city.set_defaults(func=cmd_sim_city)
+    which = city.add_mutually_exclusive_group(required=True)
+    which.add_argument("--sumocfg", metavar="PATH", help="run this SUMO scenario (its traffic "
+                       "lights with two or more green phases get controllers)")
+    which.add_argument("--generate", metavar="DIR", help="write the demo city into DIR "
+                       "(city.net.xml, city.rou.xml, city.sumocfg) and run it")
+    city.add_argument("--seed", type=int, default=1, metavar="N", help="SUMO seed and demo "
+                      "city demand seed (default 1); the same seed, the same run")
+    city.add_argument("--hours", type=float, default=2.0, metavar="H", help="--generate: hours "
+                      "of demand from 06:00 WIB (default 2: across the 07:00 morning peak)")
+    city.add_argument("--demand", type=float, default=1.0, metavar="X", help="--generate: "
+                      "scale the demand (default 1: a busy morning, near saturation at 07:00)")
+    city.add_argument("--duration", type=float, metavar="S", help="stop after S simulated "
+                      "seconds (default: the scenario's end, at most one hour for --sumocfg)")
+    pace = city.add_mutually_exclusive_group()
+    pace.add_argument("--time-scale", type=float, default=1.0, metavar="X", help="simulated "
+                      "seconds per real second (default 1: real time, as edge agents and the "
+                      "control room expect; 5 runs an hour in 12 minutes)")
+    pace.add_argument("--fast", action="store_true", help="run as fast as SUMO goes (for "
+                      "metrics; edge agents polling once a second see only every Nth second)")
+    city.add_argument("--host", default="127.0.0.1", metavar="ADDR", help="address the "
+                      "controllers listen on (default 127.0.0.1; Modbus has no authentication)")
+    city.add_argument("--base-port", type=int, metavar="P", help="controller k listens on "
+                      "P + k, in layout order (default or 0: free ports, printed)")
+    city.add_argument("--actuated", action="store_true", help="run the controllers' local plan "
+                      "actuated on their loops (default: fixed time, as the network's program)")
+    city.add_argument("--watchdog", type=float, default=30.0, metavar="S", help="the "
+                      "controllers' central watchdog, in SUMO seconds (default 30)")
+    city.add_argument("--city", default="Demo", metavar="NAME", help="city name in the layout "
+                      "(default Demo)")
+    city.add_argument("--layout", metavar="PATH", help="write the layout JSON here (default: "
+                      "DIR/layout.json with --generate, else kota-city/layout.json)")
+    city.add_argument("--edge-config", metavar="PATH", help="write the edge agent settings "
+                      "here (default: next to the layout, edge.toml)")
+    city.add_argument("--mqtt", metavar="URL", help="broker URL for the edge config (default: "
+                      "the edge's own default)")
+    city.add_argument("--tripinfo", metavar="PATH", help="keep SUMO's tripinfo output here")
+    city.add_argument("--metrics", metavar="PATH", help="write the run's trip metrics (RESCO "
+                      "average delay) as JSON here when it ends")
+
+
 def add_sim_parser(sub: argparse._SubParsersAction) -> None:
-    """Register `sim controller` on the `kota` command's subparsers."""
-    sim = sub.add_parser("sim", help="run emulated field devices (traffic controller)",
+    """Register `sim controller` and `sim city` on the `kota` command's subparsers."""
+    sim = sub.add_parser("sim", help="run emulated field devices (traffic controller) and the "
+                         "SUMO city around them",
                          description="Emulated device firmware speaking the real protocols, for "
-                         "testing an edge box or the control room without street hardware.")
+                         "testing an edge box or the control room without street hardware; "
+                         "`sim city` puts them in a SUMO city.")
     kinds = sim.add_subparsers(dest="sim_kind", metavar="DEVICE", required=True)
     ctl = kinds.add_parser(
         "controller", help="traffic signal controllers on Modbus TCP",
@@ -171,3 +398,4 @@ def add_sim_parser(sub: argparse._SubParsersAction) -> None:
                      "1 a busy street (default), up to 5")
     ctl.add_argument("--duration", type=float, metavar="S", help="stop by itself after S real "
                      "seconds (default: run until Ctrl-C / SIGTERM)")
+    _add_city_parser(kinds)

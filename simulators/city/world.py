@@ -63,7 +63,7 @@ class CityOptions:
     seed: int = 1
     end_s: float | None = None  # SUMO time to stop at (default: the scenario's, ≤ 1 h)
     host: str = "127.0.0.1"
-    base_port: int | None = None  # controller k on base_port + k; None: free ports
+    base_port: int | None = None  # controller k on base_port + k; None or 0: free ports
     unit_id: int = 1
     local_actuated: bool = False
     watchdog_timeout_s: float = 30.0
@@ -78,6 +78,8 @@ class CityOptions:
                                  "as fast as possible")
         if not 1 <= self.unit_id <= 247:
             raise CityWorldError(f"unit id {self.unit_id} outside 1..247")
+        if self.base_port is not None and not 0 <= self.base_port <= 65535:
+            raise CityWorldError(f"base port {self.base_port} outside 1..65535 (0: free ports)")
 
 
 @dataclass(frozen=True)
@@ -423,9 +425,13 @@ class CityWorld:
         ready.wait()
         opts = self.options
         self._feeds = [PresenceFeed(len(sm.lanes)) for sm in self.maps]
+        base = opts.base_port or None
+        if base is not None and base + len(self.maps) - 1 > 65535:
+            raise CityWorldError(f"base port {base}: {len(self.maps)} controllers do not fit "
+                                 "below 65536")
         self.emulators = [
             ControllerEmulator(sm.config, clock=self._clock, host=opts.host,
-                               port=(opts.base_port + k) if opts.base_port is not None else 0,
+                               port=base + k if base is not None else 0,
                                unit_id=opts.unit_id, traffic=feed, name=sm.intersection_id)
             for k, (sm, feed) in enumerate(zip(self.maps, self._feeds, strict=True))]
 
