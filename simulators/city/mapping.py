@@ -17,6 +17,7 @@ change as in the network's own program. Flash (start-up, override or fail-safe) 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,8 +25,10 @@ from dataclasses import dataclass
 from devices.controller.codec import Identity, PhaseTiming, Plan
 from devices.controller.registers import MAX_DETECTORS, MAX_PHASES
 from firmware_sim.controller.program import ControllerConfig, LampState
-from simulators.traffic.discovery import GREEN_CHARS, TrafficLight
+from simulators.traffic.discovery import GREEN_CHARS, GreenPhase, TrafficLight
 from simulators.traffic.errors import ScenarioError
+
+log = logging.getLogger(__name__)
 
 DS_PER_S = 10
 VENDOR = "Kota Pintar"
@@ -72,6 +75,7 @@ class SignalMap:
 
     light: TrafficLight
     intersection_id: str
+    greens: tuple[GreenPhase, ...]  # controller phase p + 1 = greens[p]
     lanes: tuple[str, ...]  # movement m = detector m + 1 = the stop-line loop on lanes[m]
     call_phases: tuple[int, ...]  # per detector, the 1-based phase its loop calls
     protected: tuple[bool, ...]  # per movement: every green link of its lane is a priority green
@@ -83,21 +87,21 @@ class SignalMap:
 
     @property
     def phase_count(self) -> int:
-        return len(self.light.greens)
+        return len(self.greens)
 
     @property
     def phase_lanes(self) -> tuple[tuple[int, ...], ...]:
         """Per phase (0-based), the movements it serves."""
         index = {lane: m for m, lane in enumerate(self.lanes)}
-        return tuple(tuple(sorted(index[a] for a in self.light.served_incoming(g) if a in index))
-                     for g in range(self.phase_count))
+        return tuple(tuple(sorted(index[a] for a in _served(self.light, g) if a in index))
+                     for g in self.greens)
 
     def sumo_state(self, lamps: LampState | None) -> str:
         """The red-yellow-green string SUMO shows for the controller's ``lamps``."""
         n = len(self.light.links)
         if lamps is None or lamps.flash_mask:
             return FLASH_CHAR * n
-        states = [g.state for g in self.light.greens]
+        states = [g.state for g in self.greens]
         out = [RED_CHAR] * n
         always = self._always_green
         for p, state in enumerate(states):
@@ -115,7 +119,7 @@ class SignalMap:
 
     @property
     def _always_green(self) -> frozenset[int]:
-        greens = [g.green_links for g in self.light.greens]
+        greens = [g.green_links for g in self.greens]
         return frozenset.intersection(*greens) if greens else frozenset()
 
 
@@ -141,14 +145,23 @@ def _local_plan(greens_ds: list[int], clearance_ds: list[int], min_ds: list[int]
     return Plan(1, sum(splits), 0, tuple(1 << k for k in range(len(splits))), splits)
 
 
+def _served(light: TrafficLight, green: GreenPhase) -> frozenset[str]:
+    links = green.green_links
+    return frozenset(lk.in_lane for lk in light.links if lk is not None and lk.index in links)
+
+
 def map_light(light: TrafficLight, intersection_id: str, *, local_actuated: bool = False,
               watchdog_timeout_ds: int = 300) -> SignalMap:
-    """The controller for ``light``; raises ScenarioError when no controller can run it."""
-    n = len(light.greens)
+    """The controller for ``light``; raises ScenarioError when no controller can run it.
+
+    A green phase that serves no lane (its green links control nothing, as some imported
+    networks have) is left out: no controller phase, and its links stay red."""
+    greens = tuple(g for g in light.greens if _served(light, g))
+    n = len(greens)
     if not 2 <= n <= MAX_PHASES:
-        raise ScenarioError(f"traffic light {light.tls_id}: {n} green phases; an emulated "
-                            f"controller runs 2..{MAX_PHASES}")
-    served = [light.served_incoming(g) for g in range(n)]
+        raise ScenarioError(f"traffic light {light.tls_id}: {n} green phases serving lanes; "
+                            f"an emulated controller runs 2..{MAX_PHASES}")
+    served = [_served(light, g) for g in greens]
     lanes = tuple(lane for lane in light.incoming_lanes if any(lane in s for s in served))
     if len(lanes) > MAX_DETECTORS:
         raise ScenarioError(f"traffic light {light.tls_id}: {len(lanes)} signalised lanes; a "
@@ -157,14 +170,14 @@ def map_light(light: TrafficLight, intersection_id: str, *, local_actuated: bool
     protected: list[bool] = []
     for lane in lanes:
         links = [lk.index for lk in light.links if lk is not None and lk.in_lane == lane]
-        prio = [g for g in range(n) if any(light.greens[g].state[i] == "G" for i in links)]
+        prio = [g for g in range(n) if any(greens[g].state[i] == "G" for i in links)]
         any_green = [g for g in range(n) if lane in served[g]]
         calls.append((prio or any_green)[0] + 1)
-        protected.append(all(light.greens[g].state[i] != "g" for g in any_green for i in links
-                             if light.greens[g].state[i] in GREEN_CHARS))
+        protected.append(all(greens[g].state[i] != "g" for g in any_green for i in links
+                             if greens[g].state[i] in GREEN_CHARS))
     timing: list[PhaseTiming] = []
     greens_ds, clear_ds, min_ds, max_ds = [], [], [], []
-    for g in light.greens:
+    for g in greens:
         green = _ds(g.duration_s)
         min_green = max(MIN_GREEN_FLOOR_DS, min(MIN_GREEN_DS, green))
         max_green = min(MAX_GREEN_CEILING_DS, max(MAX_GREEN_DS, green))
@@ -184,12 +197,20 @@ def map_light(light: TrafficLight, intersection_id: str, *, local_actuated: bool
     config = ControllerConfig(identity=identity, timing=tuple(timing),
                               local_plan=_local_plan(greens_ds, clear_ds, min_ds, max_ds),
                               watchdog_timeout_ds=watchdog_timeout_ds)
-    return SignalMap(light, intersection_id, lanes, tuple(calls), tuple(protected), config)
+    return SignalMap(light, intersection_id, greens, lanes, tuple(calls), tuple(protected),
+                     config)
 
 
 def map_lights(lights: Iterable[TrafficLight], *, local_actuated: bool = False,
                watchdog_timeout_ds: int = 300) -> tuple[SignalMap, ...]:
+    """A controller for every light that can have one; the others keep SUMO's own program."""
     lights = tuple(lights)
     ids = intersection_ids(tl.tls_id for tl in lights)
-    return tuple(map_light(tl, ids[tl.tls_id], local_actuated=local_actuated,
-                           watchdog_timeout_ds=watchdog_timeout_ds) for tl in lights)
+    out = []
+    for tl in lights:
+        try:
+            out.append(map_light(tl, ids[tl.tls_id], local_actuated=local_actuated,
+                                 watchdog_timeout_ds=watchdog_timeout_ds))
+        except ScenarioError as e:
+            log.warning("%s; left to its own program in SUMO", e)
+    return tuple(out)

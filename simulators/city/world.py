@@ -248,6 +248,9 @@ class CityWorld:
                                      "more green phases; nothing for a controller to run")
             self.maps = map_lights(lights, local_actuated=opts.local_actuated,
                                    watchdog_timeout_ds=int(round(opts.watchdog_timeout_s * 10)))
+            if not self.maps:
+                raise CityWorldError(f"{self.scenario.sumocfg}: no traffic light an emulated "
+                                     "controller can run (see the warnings above)")
             lanes = {ln: LaneGeometry(float(api.lane.getWidth(ln)),
                                       float(api.lane.getLength(ln)),
                                       float(api.lane.getMaxSpeed(ln)))

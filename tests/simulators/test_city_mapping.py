@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from firmware_sim.controller.program import LampState
-from simulators.city.mapping import intersection_ids, map_light
+from simulators.city.mapping import intersection_ids, map_light, map_lights
 from simulators.traffic.discovery import GreenPhase, Link, TrafficLight
 from simulators.traffic.errors import ScenarioError
 
@@ -70,3 +70,17 @@ def test_unusable_lights_are_refused() -> None:
     with pytest.raises(ScenarioError):
         map_light(TrafficLight("J", "0", (), (), one.greens[:1], one.links, one.incoming_lanes,
                                one.outgoing_lanes, {}), "J")
+
+
+def test_a_green_serving_no_lane_is_left_out_and_unmappable_lights_skipped() -> None:
+    base = light()
+    idle = GreenPhase(4, "rrrrG", 10.0, 10.0, 10.0, 3.0, 0.0)  # link 4 has no lane behind it
+    links = (*base.links[:4], None)
+    three = TrafficLight("J2", "0", (), (), (*base.greens, idle), links, base.incoming_lanes[:3],
+                         base.outgoing_lanes, {})
+    sm = map_light(three, "J2")
+    assert sm.phase_count == 2 and sm.greens == base.greens
+    assert sm.sumo_state(lamps(green=0b01)) == "GgrGr"
+    lone = TrafficLight("J3", "0", (), (), (base.greens[0], idle), links,
+                        base.incoming_lanes[:3], base.outgoing_lanes, {})
+    assert [m.intersection_id for m in map_lights([three, lone])] == ["J2"]

@@ -59,7 +59,7 @@ def test_detector_counts_rise_with_sumo_vehicles(world: CityWorld) -> None:
 def _green_phase_shown(world: CityWorld, tls: str) -> int | None:
     state = world.sumo_states()[tls]
     sm = next(m for m in world.maps if m.tls_id == tls)
-    for p, g in enumerate(sm.light.greens):
+    for p, g in enumerate(sm.greens):
         if state == "".join(c if c in GREEN_CHARS else "r" for c in g.state):
             return p + 1
     return None
@@ -91,7 +91,7 @@ def test_force_and_hold_over_modbus_change_the_lamps_in_sumo(world: CityWorld) -
 
 
 def test_sumo_never_shows_conflicting_greens(world: CityWorld) -> None:
-    greens = {sm.tls_id: [g.green_links for g in sm.light.greens] for sm in world.maps}
+    greens = {sm.tls_id: [g.green_links for g in sm.greens] for sm in world.maps}
     seen: list[tuple[float, str, str]] = []
     shown: dict[str, set[str]] = {tls: set() for tls in greens}
 
