@@ -20,7 +20,6 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
-    model_validator,
 )
 
 from controlroom.timing import (
@@ -91,15 +90,10 @@ class IntersectionLayout(_Model):
 
 
 class CityLayout(_Model):
+    """The file's root. Cross-references are checked by `parse_layout`, which every reader uses."""
+
     city: str = Field(max_length=120)
     intersections: tuple[IntersectionLayout, ...] = Field(min_length=1, max_length=100_000)
-
-    @model_validator(mode="after")
-    def _references(self) -> CityLayout:
-        problems = _reference_problems(self)
-        if problems:
-            raise ValueError("; ".join(f"{where}: {what}" for where, what in problems))
-        return self
 
     def index(self) -> dict[str, int]:
         return {x.id: i for i, x in enumerate(self.intersections)}
@@ -166,6 +160,9 @@ def parse_layout(raw: Any, source: str = "layout") -> tuple[CityLayout, Structur
     except ValidationError as exc:
         raise LayoutError(source, [(_where(raw, err["loc"]), _what(err))
                                    for err in exc.errors(include_url=False)]) from exc
+    problems = _reference_problems(layout)
+    if problems:
+        raise LayoutError(source, problems)
     try:
         structure = build_structure(layout.specs())
     except ValueError as exc:
