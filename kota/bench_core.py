@@ -330,7 +330,8 @@ def plan_step_loop(ls: LoopStructure, measurements: Measurements, state: State,
         clock_s=clock, hist_rate_veh_h=np.array(res["rate"]), hist_queue_veh=np.array(res["queue"]),
         rate_good_s=np.array(res["rgood"]), queue_good_s=np.array(res["qgood"]),
         flow_pcu_h=out.flow_pcu_h, cycle_ds=out.cycle_ds, green_ds=out.green_ds,
-        phase=state.phase, phase_green_s=state.phase_green_s, phase_wait_s=state.phase_wait_s)
+        phase=state.phase, phase_green_s=state.phase_green_s, phase_wait_s=state.phase_wait_s,
+        phase_min_s=state.phase_min_s)
     return out, new_state
 
 

@@ -40,11 +40,17 @@ class Params:
     # Per-lane arrivals seen by stop-line counts add to the queue for this long (s), so a
     # phase that is still discharging keeps its pressure.
     arrival_horizon_s: float = 3.0
+    # Stop-line occupancy (0..1) of a queue discharging at saturation; below it, arrivals
+    # count in proportion (0 = always in full).
+    discharge_occupancy: float = 0.0
     # Green the chosen phase is expected to get; switching loses yellow + all-red of it.
     decision_horizon_s: float = 20.0
     # Extra pressure (pcu/s-weighted) that a switch must win by.
     switch_cost: float = 0.0
     # A waiting phase's pressure grows by 100 % per this many seconds without green.
     wait_scale_s: float = 60.0
+    # Variable initial green: a phase chosen with a standing queue keeps green at least this
+    # share of the time that queue needs to discharge at saturation flow (0 = off).
+    initial_green_scale: float = 0.0
     # At max green: stay green when no other phase has demand (True) or always switch.
     rest_in_green: bool = False

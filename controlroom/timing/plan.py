@@ -216,5 +216,6 @@ def plan_step(structure: Structure, measurements: Measurements, state: State,
         clock_s=clean.clock_s, hist_rate_veh_h=clean.rate_veh_h.hist,
         hist_queue_veh=clean.queue_veh.hist, rate_good_s=clean.rate_veh_h.good_s,
         queue_good_s=clean.queue_veh.good_s, flow_pcu_h=flow, cycle_ds=cycle, green_ds=green,
-        phase=state.phase, phase_green_s=state.phase_green_s, phase_wait_s=state.phase_wait_s)
+        phase=state.phase, phase_green_s=state.phase_green_s, phase_wait_s=state.phase_wait_s,
+        phase_min_s=state.phase_min_s)
     return out, new_state

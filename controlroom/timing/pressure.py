@@ -34,21 +34,38 @@ class PhaseDecision:
 
 
 def phase_pressure(structure: Structure, queue_veh: np.ndarray, rate_veh_h: np.ndarray,
-                   params: Params) -> np.ndarray:
-    """[I,P] pressure from cleaned per-detector queues and count rates."""
+                   params: Params, occupancy: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """[I,P] pressure from cleaned per-detector queues and count rates, and [I,M] the
+    standing queue per lane."""
     n, _, _, d = structure.shape
     lanes_q = np.maximum(structure.n_queue_detectors, 1)
     lanes_c = np.maximum(structure.n_count_detectors, 1)
-    up = movement_totals(structure, queue_veh, structure.hot.queue_bin) / lanes_q
-    up = up + movement_totals(structure, rate_veh_h, structure.hot.count_bin) / lanes_c * (
+    lane_queue = movement_totals(structure, queue_veh, structure.hot.queue_bin) / lanes_q
+    arrivals = movement_totals(structure, rate_veh_h, structure.hot.count_bin) / lanes_c * (
         params.arrival_horizon_s / 3600.0)
+    if occupancy is not None and params.discharge_occupancy > 0:
+        # Arrivals count in full only while the stop-line loops are busy (a queue
+        # discharging); a lone vehicle passing a loop holds no green against a queue.
+        occ = movement_totals(structure, occupancy, structure.hot.count_bin) / lanes_c
+        arrivals = arrivals * np.clip(occ / params.discharge_occupancy, 0.0, 1.0)
+    up = lane_queue + arrivals
     flat = np.append(queue_veh.ravel(), 0.0)
     idx = np.where(structure.downstream_detector >= 0, structure.downstream_detector, n * d)
     n_down = (structure.downstream_detector >= 0).sum(axis=2)
     down = flat[idx].sum(axis=2) / np.maximum(n_down, 1)
     weight = np.maximum(up - down, 0.0) * (structure.sat_flow_pcu_h / 3600.0)
     weight = np.where(structure.movement_valid, weight, 0.0)
-    return np.einsum("ipm,im->ip", structure.serves, weight)
+    return np.einsum("ipm,im->ip", structure.serves, weight), lane_queue
+
+
+def clearance_s(structure: Structure, lane_queue: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    """[I] seconds for ``phase``'s longest per-lane queue to discharge at saturation flow."""
+    rows = np.arange(phase.shape[0])
+    per_lane_s = lane_queue * structure.pcu_per_veh * 3600.0 / np.maximum(
+        structure.sat_flow_pcu_h, 1.0)
+    served = structure.serves[rows, phase]  # [I,M]
+    return np.where(served & structure.movement_valid, per_lane_s, 0.0).max(axis=1, initial=0.0)
 
 
 def pressure_step(structure: Structure, measurements: Measurements, state: State,
@@ -62,7 +79,11 @@ def pressure_step(structure: Structure, measurements: Measurements, state: State
     n, p, _, _ = structure.shape
     rows = np.arange(n)
     clean = clean_detectors(structure, measurements, state, params)
-    pressure = phase_pressure(structure, clean.queue_veh.value, clean.rate_veh_h.value, params)
+    occupancy = np.where(measurements.valid & structure.detector_counts,
+                         np.clip(np.nan_to_num(measurements.occupancy, nan=0.0, posinf=1.0,
+                                               neginf=0.0), 0.0, 1.0), 0.0)
+    pressure, lane_queue = phase_pressure(structure, clean.queue_veh.value,
+                                          clean.rate_veh_h.value, params, occupancy)
     pressure = np.where(structure.phase_valid, pressure, 0.0)
 
     step_s = float(measurements.interval_s)
@@ -83,17 +104,22 @@ def pressure_step(structure: Structure, measurements: Measurements, state: State
     horizon_s = max(params.decision_horizon_s, 0.0)
     gain = best_urgency * np.maximum(horizon_s - lost_s, 0.0) - cur_urgency * horizon_s \
         - params.switch_cost
-    min_done = green_s >= structure.min_green_ds[rows, current] / 10.0
+    min_done = green_s >= np.maximum(structure.min_green_ds[rows, current] / 10.0,
+                                     state.phase_min_s)
     max_done = green_s >= structure.max_green_ds[rows, current] / 10.0
     someone_waits = best_urgency > 0
     force = max_done & (someone_waits | (not params.rest_in_green))
     switch = can_switch & min_done & (force | ((gain > 0) & someone_waits))
     phase = np.where(switch, best, current)
     new_green_s = np.where(switch, -lost_s, green_s)
+    max_s = structure.max_green_ds[rows, phase] / 10.0
+    initial_s = np.minimum(params.initial_green_scale * clearance_s(structure, lane_queue, phase),
+                           max_s)
+    new_min_s = np.where(switch, initial_s, state.phase_min_s)
     new_wait_s = np.where(np.arange(p)[None, :] == phase[:, None], 0.0, wait_s)
     new_state = replace(
         state, clock_s=clean.clock_s, hist_rate_veh_h=clean.rate_veh_h.hist,
         hist_queue_veh=clean.queue_veh.hist, rate_good_s=clean.rate_veh_h.good_s,
         queue_good_s=clean.queue_veh.good_s, phase=phase,
-        phase_green_s=new_green_s, phase_wait_s=new_wait_s)
+        phase_green_s=new_green_s, phase_wait_s=new_wait_s, phase_min_s=new_min_s)
     return PhaseDecision(phase=phase, switch=switch, pressure=pressure), new_state

@@ -32,6 +32,9 @@ class State:
     phase: np.ndarray  # [I] int
     phase_green_s: np.ndarray  # [I]
     phase_wait_s: np.ndarray  # [I,P]
+    # The current phase's own minimum green (s): its structure minimum or, if longer, the
+    # time to clear the queue it found when it was chosen (a variable initial green).
+    phase_min_s: np.ndarray  # [I]
 
 
 def initial_state(structure: Structure) -> State:
@@ -41,4 +44,5 @@ def initial_state(structure: Structure) -> State:
         rate_good_s=np.full((n, d), NEVER_S), queue_good_s=np.full((n, d), NEVER_S),
         flow_pcu_h=np.zeros((n, m)), cycle_ds=np.zeros(n, np.int64),
         green_ds=np.zeros((n, p), np.int64), phase=np.zeros(n, np.int64),
-        phase_green_s=np.zeros(n), phase_wait_s=np.zeros((n, p)))
+        phase_green_s=np.zeros(n), phase_wait_s=np.zeros((n, p)),
+        phase_min_s=np.zeros(n))

@@ -46,10 +46,14 @@ log = logging.getLogger(__name__)
 
 
 # Tuned on sumo-rl's development networks (single-intersection, 2way-single-intersection,
-# 2x2grid, 3x3grid, 4x4-Lucas, double; 3600 s, seeds 1-2) by sweeping these knobs; see
-# simulators/traffic/README.md. The anti-starvation term is all but off (max green already
-# bounds any wait) and a switch is weighed over a 10 s horizon.
-TUNED_PARAMS = Params(wait_scale_s=1000.0, decision_horizon_s=10.0)
+# 2x2grid, 3x3grid, 4x4-Lucas, 4x4loop, double; 3600 s, seeds 1-3) by sweeping these knobs;
+# see simulators/traffic/README.md. The anti-starvation term is all but off (max green
+# already bounds any wait), a switch is weighed over a 10 s horizon, a phase holds green
+# long enough to discharge the queue it was chosen for, stop-line arrivals keep a green only
+# while the loop is busy (30 % occupancy ~ a discharging queue), and a green with nobody
+# waiting elsewhere rests instead of switching to an empty phase.
+TUNED_PARAMS = Params(wait_scale_s=1000.0, decision_horizon_s=10.0, initial_green_scale=1.0,
+                      discharge_occupancy=0.3, rest_in_green=True)
 
 
 @dataclass(frozen=True)
@@ -58,10 +62,13 @@ class KotaTuning:
 
     mode: str = "pressure"  # "pressure" or "plan"
     yellow_s: float = 3.0  # PKJI amber
-    # None: the network's own all-red (the longest after any green of any of its signals),
-    # i.e. the clearance the city set; the baselines run the network's or none at all.
+    # None: keep the network's own intergreen (the clearance the city set), with the PKJI
+    # amber taking the first yellow_s of it (network_all_red_s); the baselines run the
+    # network's own or, max-pressure, 3 s amber and none.
     all_red_s: float | None = None
-    min_green_s: float = 7.0
+    # The controllers' own floor (devices.controller identity) and PKJI's practice; longer
+    # greens come from the variable initial green when a queue is waiting.
+    min_green_s: float = 5.0
     max_green_s: float = 60.0
     decision_interval_s: float = 2.0  # pressure mode: one decision every 2 s
     cycle_min_s: float | None = None  # plan mode; None = PKJI band by phase count
@@ -77,8 +84,13 @@ class KotaTuning:
     params: Params = TUNED_PARAMS
 
 
-def network_all_red_s(lights: tuple[TrafficLight, ...]) -> float:
-    return max((g.all_red_s for tl in lights for g in tl.greens), default=0.0)
+def network_all_red_s(lights: tuple[TrafficLight, ...], yellow_s: float) -> float:
+    """The all-red that keeps the network's own intergreen (yellow + all-red, the longest after
+    any green of any of its signals) with a ``yellow_s`` amber: what is left of it after the
+    amber, never negative. A network showing 2 s yellow + 1 s all-red runs 3 s PKJI amber
+    and no all-red; one showing 3 s + 2 s keeps 2 s all-red."""
+    intergreen = max((g.yellow_s + g.all_red_s for tl in lights for g in tl.greens), default=0.0)
+    return max(intergreen - yellow_s, 0.0)
 
 
 def build_kota_structure(lights: tuple[TrafficLight, ...], lane_width_m: dict[str, float],
@@ -169,7 +181,7 @@ class KotaController(Controller):
             return
         widths = {lane: float(api.lane.getWidth(lane))
                   for tl in lights for lane in tl.incoming_lanes}
-        all_red_s = (network_all_red_s(lights) if self.tuning.all_red_s is None
+        all_red_s = (network_all_red_s(lights, self.tuning.yellow_s) if self.tuning.all_red_s is None
                      else self.tuning.all_red_s)
         self.times = self._times(all_red_s)  # read by the runner after begin()
         self._structure, self._kept = build_kota_structure(lights, widths, self.tuning,

@@ -133,6 +133,52 @@ def test_waiting_phase_gains_urgency():
     assert d.switch.tolist()[0] is True
 
 
+def test_variable_initial_green_clears_the_queue_found():
+    s = structure()
+    params = Params(wait_scale_s=1e12, initial_green_scale=1.0)
+    # Switch to phase 1 with 10 veh on its 4 m lane: 10 × 3600 / 2400 = 15 s to discharge.
+    d, st = pressure_step(s, queues(2, 10), at(s, 0, 9.0), params)
+    assert d.phase[0] == 1 and st.phase_min_s[0] == pytest.approx(15.0)
+    # 12 s into that green, phase 0 has a big queue but phase 1 keeps its 15 s…
+    st = State(**{**st.__dict__, "phase_green_s": np.array([11.0, 0.0])})
+    d, _ = pressure_step(s, queues(50, 0), st, params)
+    assert d.switch.tolist()[0] is False
+    # …and gives way once they are done.
+    st = State(**{**st.__dict__, "phase_green_s": np.array([14.0, 0.0])})
+    d, st2 = pressure_step(s, queues(50, 0), st, params)
+    assert d.switch.tolist()[0] is True
+    # Off (scale 0): only the structure's 7 s minimum holds.
+    d, st = pressure_step(s, queues(2, 10), at(s, 0, 9.0), PARAMS)
+    assert st.phase_min_s[0] == 0.0
+
+
+def test_variable_initial_green_never_exceeds_max_green():
+    s = structure()
+    params = Params(wait_scale_s=1e12, initial_green_scale=1.0)
+    _, st = pressure_step(s, queues(0, 500), at(s, 0, 9.0), params)
+    assert st.phase_min_s[0] == 60.0
+
+
+def test_arrivals_count_only_while_the_stop_line_is_busy():
+    s = structure()
+    params = Params(wait_scale_s=1e12, discharge_occupancy=0.4)
+
+    def with_occupancy(occ):
+        c = np.array([[1.0, 0.0], [0.0, 0.0]])
+        return Measurements(c, np.array([[occ, 0.0], [0.0, 0.0]]),
+                            np.array([[0.0, 1.0], [0.0, 0.0]]), np.ones((2, 2), bool), 1.0)
+
+    # Saturated discharge (loop 40 % occupied): the full 3 s of arrivals, 2.5 as above.
+    d, _ = pressure_step(s, with_occupancy(0.4), at(s, 0, 8.0), params)
+    assert d.pressure[0, 0] == pytest.approx(2.5)
+    # A lone vehicle (10 %): a quarter of it, 0.625 < 0.667 waiting → the queue wins.
+    d, _ = pressure_step(s, with_occupancy(0.1), at(s, 0, 8.0), params)
+    assert d.pressure[0, 0] == pytest.approx(0.625)
+    # Garbage occupancy never reaches the pressure as NaN.
+    d, _ = pressure_step(s, with_occupancy(float("nan")), at(s, 0, 8.0), params)
+    assert np.isfinite(d.pressure).all()
+
+
 finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=64)
 
 
@@ -149,15 +195,17 @@ def test_decisions_are_valid_phases_and_hold_min_max_green_on_any_data(seed, dat
         step_s = data.draw(st.sampled_from([1.0, 5.0, 30.0]))
         before = state
         dec, state = pressure_step(s, Measurements(count, count, queue, valid, step_s), state,
-                                   Params())
+                                   Params(initial_green_scale=1.0, discharge_occupancy=0.3))
         assert np.all(np.isfinite(dec.pressure)) and np.all(dec.pressure >= 0)
         assert np.all((dec.phase >= 0) & (dec.phase < s.n_phases))
         assert np.all(s.phase_valid[np.arange(n), dec.phase])
         green_s = before.phase_green_s + step_s
         cur = before.phase
-        min_s = s.min_green_ds[np.arange(n), cur] / 10
+        min_s = np.maximum(s.min_green_ds[np.arange(n), cur] / 10, before.phase_min_s)
         max_s = s.max_green_ds[np.arange(n), cur] / 10
         assert not np.any(dec.switch & (green_s < min_s))  # min green held
         assert not np.any(~dec.switch & (green_s >= max_s) & (s.n_phases > 1))  # max ended
         assert np.array_equal(dec.switch, dec.phase != cur)
         assert np.all(np.isfinite(state.phase_green_s)) and np.all(np.isfinite(state.phase_wait_s))
+        assert np.all(np.isfinite(state.phase_min_s))
+        assert np.all(state.phase_min_s <= s.max_green_ds[np.arange(n), state.phase] / 10)
