@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from firmware_sim.controller.clock import ManualClock
+from firmware_sim.controller.program import LampState
 from firmware_sim.controller.server import ControllerEmulator
 from firmware_sim.controller.traffic import PresenceFeed
 from simulators.city.layout import (
@@ -468,6 +469,28 @@ class CityWorld:
             loop.close()
             self._loop = None
             self._loop_thread = None
+
+    # ------------------------------------------------------------------ the controllers, safely
+
+    def on_controller(self, intersection_id: str, action: Callable[[ControllerEmulator], T]) -> T:
+        """Run ``action(emulator)`` on the controllers' loop (their only thread) and return its
+        result: faults on demand for tests and demos, e.g.
+        ``world.on_controller("J1", lambda e: e.set_detector_fault(2, DetectorFault.STUCK_ON))``.
+        """
+        index = {sm.intersection_id: k for k, sm in enumerate(self.maps)}
+        if intersection_id not in index:
+            raise CityWorldError(f"no controller for intersection {intersection_id!r}; "
+                                 f"known: {', '.join(index) or 'none'}")
+        emulator = self.emulators[index[intersection_id]]
+
+        async def call() -> T:
+            return action(emulator)
+
+        return self._on_loop(call())
+
+    def lamps(self, intersection_id: str) -> LampState | None:
+        """What the intersection's controller shows now."""
+        return self.on_controller(intersection_id, lambda e: e.program.lamps)
 
     # ------------------------------------------------------------------ helpers
 

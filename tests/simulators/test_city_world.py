@@ -16,8 +16,16 @@ from typing import Any
 import pytest
 
 from devices.controller.driver import ControllerClient
-from devices.controller.registers import CommandResult, Interval, UnitMode
-from simulators.city import CityFiles, CityOptions, CityWorld, DemoCity, write_demo_city
+from devices.controller.registers import CommandResult, DetectorStatus, Interval, UnitMode
+from firmware_sim.controller.program import DetectorFault
+from simulators.city import (
+    CityFiles,
+    CityOptions,
+    CityWorld,
+    CityWorldError,
+    DemoCity,
+    write_demo_city,
+)
 from simulators.traffic.discovery import GREEN_CHARS
 
 BEGIN_S = 6 * 3600.0
@@ -179,3 +187,21 @@ def test_runs_on_its_own_thread_at_a_time_scale_and_reports_delay(city: CityFile
     assert result.end_s == BEGIN_S + 120 and result.steps == 120
     assert 1.0 <= result.wall_s < 5.0  # 120 s at ×100 is 1.2 s, not as fast as it goes
     assert result.metrics.vehicles > 0 and result.metrics.avg_delay_s > 0
+
+
+def test_faults_on_demand_through_the_world(world: CityWorld) -> None:
+    world.advance(10)
+    world.on_controller("J2", lambda e: e.set_detector_fault(1, DetectorFault.STUCK_ON))
+    world.advance(130)  # stuck on: continuous presence beyond 120 s
+
+    async def main() -> None:
+        async with client(world, 1) as c:
+            snap = await c.snapshot()
+        assert snap.detectors[0].status is DetectorStatus.STUCK_ON
+        assert snap.detectors[1].status is DetectorStatus.OK
+
+    asyncio.run(main())
+    lamps = world.lamps("J1")
+    assert lamps is not None and lamps.green_mask in (0, 0b01, 0b10)
+    with pytest.raises(CityWorldError):
+        world.lamps("J99")
