@@ -205,3 +205,51 @@ def test_faults_on_demand_through_the_world(world: CityWorld) -> None:
     assert lamps is not None and lamps.green_mask in (0, 0b01, 0b10)
     with pytest.raises(CityWorldError):
         world.lamps("J99")
+
+
+def _green_runs(states: list[int | None]) -> list[tuple[int, int]]:
+    """(phase, seconds) of each complete green shown, in order (first and last run dropped)."""
+    runs: list[tuple[int | None, int]] = []
+    for p in states:
+        if runs and runs[-1][0] == p:
+            runs[-1] = (p, runs[-1][1] + 1)
+        else:
+            runs.append((p, 1))
+    return [(p, n) for p, n in runs[1:-1] if p is not None]
+
+
+def test_central_plan_over_modbus_retimes_sumo_and_lapses_to_the_local_plan(
+        world: CityWorld) -> None:
+    from devices.controller.codec import Plan
+
+    tls = world.endpoints[0].tls_id
+    shown: list[int | None] = []
+
+    async def main() -> None:
+        async with client(world) as c:
+            world.advance(20)
+            plan = Plan(2, 740, 0, (0b01, 0b10), (540, 200))  # greens 50 s and 16 s
+            outcome = await c.write_plan(plan)
+            assert outcome.result in (CommandResult.APPLIED, CommandResult.PENDING)
+            for _ in range(50):  # the central system alive: a kick every 5 s
+                await c.kick_watchdog()
+                for _ in range(5):
+                    world.advance(1)
+                    shown.append(_green_phase_shown(world, tls))
+            status = await c.status()
+            assert status.plan == 2 and status.mode is UnitMode.CENTRAL
+            central = _green_runs(shown)
+            shown.clear()
+            world.advance(40)  # no kicks: the watchdog (30 s) expires, local plan at a safe point
+            for _ in range(200):
+                world.advance(1)
+                shown.append(_green_phase_shown(world, tls))
+            status = await c.status()
+            assert status.plan == 1 and status.mode is UnitMode.LOCAL_FIXED
+            local = _green_runs(shown)
+        # Once in step with its offset, the central plan shows its 50 s / 16 s greens.
+        assert set(central[-2:]) == {(1, 50), (2, 16)}, central
+        # Back on the local 30 s / 30 s program (offset correction: at most 20 % a cycle).
+        assert local and all(24 <= n <= 36 for _, n in local[1:]), local
+
+    asyncio.run(main())
