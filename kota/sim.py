@@ -216,7 +216,7 @@ def _city_world(args: argparse.Namespace) -> CityWorld:
         hours = args.hours
         city = DemoCity(duration_s=hours * 3600.0, demand_scale=args.demand)
         files = write_demo_city(args.generate, seed=args.seed, city=city)
-        end_s = city.begin_s + args.duration if args.duration is not None else None
+        end_s = city.begin_s + args.duration if args.duration is not None else city.end_s
         print(f"demo city written to {files.directory}: {len(files.names)} intersections, "
               f"{files.vehicles} vehicles from {_clock(city.begin_s)} to {_clock(city.end_s)}",
               flush=True)
