@@ -200,7 +200,9 @@ def _check_edge_toml(text: str, path: Path) -> None:
 
     Settings.model_validate(tomllib.loads(text))  # the edge agent must accept it as written
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)  # an orchestrator waiting for the file never reads half of it
 
 
 def _city_world(args: argparse.Namespace) -> CityWorld:
@@ -219,7 +221,7 @@ def _city_world(args: argparse.Namespace) -> CityWorld:
         end_s = city.begin_s + args.duration if args.duration is not None else city.end_s
         print(f"demo city written to {files.directory}: {len(files.names)} intersections, "
               f"{files.vehicles} vehicles from {_clock(city.begin_s)} to {_clock(city.end_s)}",
-              flush=True)
+              file=sys.stderr if args.json else sys.stdout, flush=True)
         return CityWorld.of_city(files, CityOptions(end_s=end_s, **common))
     begin_s = Scenario.from_sumocfg(args.sumocfg).begin_s
     end_s = begin_s + args.duration if args.duration is not None else None
@@ -270,32 +272,47 @@ def cmd_sim_city(args: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT,
                                                                      signal.SIGTERM)}
+    failed: str | None = None
     try:
         world.write_layout(layout_path)
         _check_edge_toml(city_edge_toml(world, mqtt_url=args.mqtt), edge_path)
-        _print_city(world, layout_path, edge_path)
+        if args.json:
+            print(json.dumps({"event": "ready", "layout": str(layout_path),
+                              "edge_config": str(edge_path), "begin_s": world.t_s,
+                              "end_s": world.end_s, "time_scale": world.options.time_scale,
+                              "controllers": [e.as_dict() for e in world.endpoints]},
+                             ensure_ascii=False), flush=True)
+        else:
+            _print_city(world, layout_path, edge_path)
         world.run()
         next_report = world.t_s + PROGRESS_EVERY_S
         while not stop.is_set() and not world.wait(0.5):
-            if world.t_s >= next_report:
+            if world.t_s >= next_report and not args.json:
                 print(f"SUMO {_clock(world.t_s)}", flush=True)
                 next_report = world.t_s + PROGRESS_EVERY_S
+    except ValueError as exc:  # pydantic's ValidationError: our edge file, refused
+        failed = f"the edge settings written for this city are refused: {exc}"
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        try:
-            result = world.stop()
-        except TrafficSimError as exc:
-            print(f"the city failed: {exc}", file=sys.stderr)
-            return EXIT_LISTEN
+    try:
+        result = world.stop()
+    except TrafficSimError as exc:
+        failed = failed or f"the city failed: {exc}"
+    if failed is not None:
+        print(failed, file=sys.stderr)
+        return EXIT_LISTEN
     m = result.metrics
-    print(f"stopped at SUMO {_clock(result.end_s)} after {result.steps} steps "
-          f"({result.wall_s:.1f} s): {m.vehicles} vehicles, {m.arrived} arrived, average "
-          f"delay {m.avg_delay_s:.1f} s (RESCO)", flush=True)
+    summary = {"begin_s": result.begin_s, "end_s": result.end_s, "steps": result.steps,
+               "wall_s": round(result.wall_s, 3), "seed": args.seed, **m.as_dict()}
+    if args.json:
+        print(json.dumps({"event": "stopped", **summary}), flush=True)
+    else:
+        print(f"stopped at SUMO {_clock(result.end_s)} after {result.steps} steps "
+              f"({result.wall_s:.1f} s): {m.vehicles} vehicles, {m.arrived} arrived, average "
+              f"delay {m.avg_delay_s:.1f} s (RESCO)", flush=True)
     if args.metrics:
-        Path(args.metrics).write_text(json.dumps(
-            {"begin_s": result.begin_s, "end_s": result.end_s, "steps": result.steps,
-             "seed": args.seed, **m.as_dict()}, indent=2) + "\n", encoding="utf-8")
+        Path(args.metrics).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return EXIT_OK
 
 
@@ -357,6 +374,11 @@ def _add_city_parser(kinds: argparse._SubParsersAction) -> None:
     city.add_argument("--tripinfo", metavar="PATH", help="keep SUMO's tripinfo output here")
     city.add_argument("--metrics", metavar="PATH", help="write the run's trip metrics (RESCO "
                       "average delay) as JSON here when it ends")
+    city.add_argument("--json", action="store_true", help="machine-readable output for an "
+                      "orchestrator: one JSON line when the controllers listen ({\"event\": "
+                      "\"ready\", \"controllers\": [{intersection_id, host, port, unit, …}], "
+                      "\"layout\", \"edge_config\", …}) and one when the run stops "
+                      "({\"event\": \"stopped\", avg_delay_s, …})")
 
 
 def add_sim_parser(sub: argparse._SubParsersAction) -> None:

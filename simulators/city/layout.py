@@ -122,7 +122,11 @@ def edge_config(endpoints: Sequence[ControllerEndpoint], *, city: str) -> dict[s
 
 
 def write_json(document: Mapping[str, Any], path: str | Path) -> Path:
+    """Write ``document`` to ``path`` at once (a reader never sees half a file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n",
+                       encoding="utf-8")
+    partial.replace(path)
     return path

@@ -53,3 +53,18 @@ def test_edge_watchdog_outlasts_scaled_polls() -> None:
     assert edge_watchdog_s(None) == 30.0
     assert edge_watchdog_s(50.0) == 150.0
     assert edge_watchdog_s(1000.0) == 600.0
+
+
+def test_json_output_for_an_orchestrator(sumo_ready: None, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    rc = _run(["--generate", str(tmp_path / "c"), "--hours", "0.2", "--fast", "--duration", "60",
+               "--json", "--base-port", "0", "--layout", str(tmp_path / "l.json"),
+               "--edge-config", str(tmp_path / "e.toml")])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    ready, stopped = (json.loads(line) for line in out.strip().splitlines())
+    assert ready["event"] == "ready" and ready["layout"] == str(tmp_path / "l.json")
+    assert [c["intersection_id"] for c in ready["controllers"]] == [f"J{k}" for k in range(1, 7)]
+    assert all(c["port"] > 1024 for c in ready["controllers"])
+    assert stopped["event"] == "stopped" and stopped["steps"] == 60
+    assert "avg_delay_s" in stopped
