@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from simulators.city.network import DemoCity, write_demo_city
+from simulators.city.network import DemoCity, expected_vehicles, write_demo_city
 from simulators.traffic.discovery import discover
 from simulators.traffic.runner import sumo_api
 from simulators.traffic.scenario import Scenario
@@ -45,7 +45,8 @@ def test_vehicle_mix_is_mostly_motorcycles_over_a_morning_peak(city: tuple[Path,
     vclass = {t.get("id"): t.get("vClass") for t in root.iter("vType")}
     assert set(vclass.values()) == {"motorcycle", "passenger", "bus", "truck"}
     vehicles = list(root.iter("vehicle"))
-    assert len(vehicles) > 500
+    expected = expected_vehicles(SHORT)
+    assert abs(len(vehicles) - expected) < 4 * expected**0.5  # Poisson: within 4 sigma
     mix = Counter(vclass[v.get("type")] for v in vehicles)
     share = {k: n / len(vehicles) for k, n in mix.items()}
     assert 0.65 <= share["motorcycle"] <= 0.75
