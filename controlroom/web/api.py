@@ -7,8 +7,8 @@ traffic service, which records and audits them before anything is sent; they nee
 the refusal is audited).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the endpoints' annotations at
+# definition time, and the operator dependency is a closure it could not resolve from a string.
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
