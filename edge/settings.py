@@ -121,7 +121,7 @@ class EdgeSettings(BaseModel):
         description="Real traffic-signal controllers this agent polls over Modbus TCP.",
     )
     controlroom_liveness_s: float = Field(
-        30.0, ge=2, le=3600,
+        30.0, ge=1, le=3600,
         description="The control room counts as alive (and controller watchdogs are fed) while "
         "its retained state says online and it was heard — a state message or a command for "
         "this edge — within this many seconds, on the current broker connection.",

@@ -195,6 +195,34 @@ def cmd_edge_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_edge_status(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from edge.app import default_state_dir
+    from edge.status import StatusError, read_status, render
+
+    if args.state_dir:
+        state_dir = Path(args.state_dir)
+    else:
+        settings = _settings(args)
+        state_dir = settings.edge.state_dir or default_state_dir(
+            settings.site.resolved_data_dir(), settings.edge.edge_id)
+    now = datetime.now(UTC)
+    try:
+        status = read_status(state_dir, now)
+    except StatusError as exc:
+        if args.json:
+            print(json.dumps({"running": False, "error": str(exc)}))
+        else:
+            print(f"edge agent not running: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"running": True, **status}, indent=2))
+    else:
+        print(render(status, now))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from kota.demo import run_demo
 
@@ -279,6 +307,22 @@ def build_parser() -> argparse.ArgumentParser:
                           "intersection or office: polls devices, publishes, buffers offline.")
     edge_sub = edge.add_subparsers(dest="edge_command", metavar="ACTION", required=True)
     add(edge_sub, "run", "run the agent configured in [edge] until Ctrl-C", cmd_edge_run)
+    edge_status = add(
+        edge_sub, "status", "show each device the running agent sees, its last contact and errors",
+        cmd_edge_status,
+        "A technician's view of the running edge agent: broker link, whether the control room "
+        "counts as alive, the outbox, and per device its intersection, address, model and "
+        "firmware, mode and plan, last contact, consecutive errors with the last error text, and "
+        "the central watchdog (fed or not, time left). The agent rewrites status.json in its state "
+        "dir every poll interval; this command reads it. Exit 0 when the agent runs, 1 when it "
+        "does not (no file, its process gone, or the file is stale).")
+    edge_status.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                             help="TOML settings file naming the agent ([edge] edge_id, state_dir); "
+                             "same as the global --config")
+    edge_status.add_argument("--state-dir", metavar="DIR", help="the agent's state dir (default: "
+                             "[edge] state_dir, else <data_dir>/edge/<edge_id>)")
+    edge_status.add_argument("--json", action="store_true", help="print the status as JSON "
+                             "(with \"running\": true/false) instead of a table")
 
     from kota.device import add_device_parser
     from kota.sim import add_sim_parser
