@@ -427,3 +427,29 @@ def test_an_unreachable_controller_is_reported_and_shown_by_kota_edge_status(
     agent.stop()
     assert kota_main(["edge", "status", "--state-dir", state_dir]) == 1
     assert "not running" in capsys.readouterr().err
+
+
+def test_a_controller_in_fail_safe_flash_refuses_in_its_own_words(
+        broker: Any, emulators: EmulatorThread, make_recorder: Callable[..., Recorder],
+        make_agent: Callable[..., EdgeAgent]) -> None:
+    emu = emulators.start()
+    recorder = make_recorder(broker.port, ALL)
+    make_agent(broker.url, emu.port)
+    recorder.wait_for(is_telemetry(lambda t: t.mode == "local_fixed"))
+
+    # A green lamp driver sticks on: the conflict monitor puts the controller into fail-safe
+    # flash, and the agent reports the alarm and the mode.
+    emulators.call(lambda: emu.inject_lamp_fault(3))
+    alarms = recorder.wait_for(lambda m: is_event(EventKind.CONFLICT, active=True)(m)
+                               or is_event(EventKind.CONTROLLER_ALARM, alarm="internal_fault")(m))
+    assert all(a.payload.severity == "critical" for a in alarms)
+    recorder.wait_for(is_telemetry(lambda t: t.mode == "flash"))
+
+    # The plan is safe by the controller's limits, so the agent accepts it; the controller then
+    # refuses it (only CLEAR_FAULT in fault flash), and the ack carries its reason.
+    send(recorder, command("plan-in-flash", CENTRAL))
+    recorder.wait_for(is_ack("plan-in-flash", "accepted"))
+    [rejected] = recorder.wait_for(is_ack("plan-in-flash", "rejected"))
+    assert "NOT_PERMITTED" in rejected.payload.reason
+    assert "not allowed in the controller's current state" in rejected.payload.reason
+    assert emulators.call(lambda: emu.program.running_plan.number) == 1
