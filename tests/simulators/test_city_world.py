@@ -253,3 +253,13 @@ def test_central_plan_over_modbus_retimes_sumo_and_lapses_to_the_local_plan(
         assert local and all(24 <= n <= 36 for _, n in local[1:]), local
 
     asyncio.run(main())
+
+
+def test_the_control_rooms_loader_accepts_the_layout(world: CityWorld) -> None:
+    """The contract between this world and the control room: its own loader and core."""
+    from controlroom.traffic.layout import parse_layout
+
+    layout, structure = parse_layout(world.layout, "city world")
+    assert [x.id for x in layout.intersections] == [e.intersection_id for e in world.endpoints]
+    n, p, m, d = structure.shape
+    assert (n, p) == (6, 2) and m == d == max(e.detectors for e in world.endpoints)
