@@ -107,7 +107,6 @@ class _Intersection:
     simulated: SimpleIntersection | None = None
     controller: ControllerDevice | None = None
     reading_failed: bool = False  # a reading out of contract was logged; log once per streak
-    announced: tuple[str, str] | None = None  # controller model/firmware in the last birth
 
     @property
     def kind(self) -> str:
@@ -287,13 +286,16 @@ class EdgeAgent:
         }
 
     def _status_loop(self) -> None:
-        """Rewrite the status file every poll interval until stopped."""
+        """Every poll interval until stopped: re-announce the inventory if a controller told (or
+        changed) its model or firmware — one birth for all that changed — and rewrite the
+        status file."""
         interval_s = self.settings.poll_interval_s
         stale_after_s = max(STALE_AFTER_MIN_S, STALE_AFTER_POLLS * interval_s)
         while True:
+            self.link.update_inventory(self._inventory())
             try:
                 write_status(self.state_dir, {**self.status(), "pid": os.getpid(),
-                                              "host": os.uname().nodename,
+                                              "host": platform.node(),
                                               "written_at": utc_now().isoformat(),
                                               "stale_after_s": stale_after_s})
             except (OSError, OutboxError) as exc:
@@ -329,8 +331,6 @@ class EdgeAgent:
             drafts += intersection.watch.reading(snapshot)
             if isinstance(snapshot, ControllerReading):
                 drafts += intersection.watch.alarms(snapshot.alarms)
-        if intersection.controller is not None:
-            self._announce_identity(intersection)
         # Events first: "device online" or "mode change" precede the telemetry that shows them.
         for draft in drafts:
             self._event(iid, draft)
@@ -346,15 +346,6 @@ class EdgeAgent:
             if intersection.reading_failed:
                 log.info("intersection %s reads sanely again", iid)
             intersection.reading_failed = False
-
-    def _announce_identity(self, intersection: _Intersection) -> None:
-        """A controller told (or changed) its model or firmware: a new birth carries it."""
-        assert intersection.controller is not None
-        ident = intersection.controller.identity
-        if ident is None or (ident.model, ident.firmware) == intersection.announced:
-            return
-        intersection.announced = (ident.model, ident.firmware)
-        self.link.update_inventory(self._inventory())
 
     def _event(self, iid: str, draft: EventDraft) -> None:
         level = logging.WARNING if draft.severity != "info" else logging.INFO

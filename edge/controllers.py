@@ -25,7 +25,12 @@ from typing import Any, TypeVar
 
 from devices.controller.codec import Identity, Plan, Snapshot, volume_delta
 from devices.controller.driver import ControllerClient
-from devices.controller.errors import CommandRejected, ControllerError, ControllerTimeout
+from devices.controller.errors import (
+    CommandRejected,
+    ControllerConnectionError,
+    ControllerError,
+    ControllerTimeout,
+)
 from devices.controller.registers import (
     ALARM_BITS,
     REASON_TEXT,
@@ -90,18 +95,23 @@ class ModbusLoop:
         if not ready.wait(LOOP_START_S):
             raise RuntimeError("Modbus loop did not start")
 
-    def run(self, coro: Coroutine[Any, Any, T], timeout_s: float) -> T:
-        """Run ``coro`` on the loop and wait for it from the calling thread."""
+    def run(self, coro: Coroutine[Any, Any, T], timeout_s: float, what: str = "Modbus") -> T:
+        """Run ``coro`` on the loop and wait for it from the calling thread.
+
+        Raises ControllerError subclasses only, so a poller treats a stopped loop or a hung
+        request like any controller failure instead of dying.
+        """
         loop = self._loop
         if loop is None or not loop.is_running():
             coro.close()
-            raise RuntimeError("Modbus loop is not running")
+            raise ControllerConnectionError(f"{what}: the agent's Modbus loop is not running "
+                                            "(agent stopping)")
         future = asyncio.run_coroutine_threadsafe(coro, loop)
         try:
             return future.result(timeout_s)
         except concurrent.futures.TimeoutError as exc:
             future.cancel()
-            raise ControllerTimeout(f"no result within {timeout_s:g} s") from exc
+            raise ControllerTimeout(f"{what}: no result within {timeout_s:g} s") from exc
 
     def call(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the loop and wait (closing clients belongs to the loop's thread)."""
@@ -311,7 +321,7 @@ class ControllerDevice:
 
     def fetch(self) -> ControllerReading:
         """One poll (the ``Poller``'s fetch); raises ControllerError when the controller fails."""
-        return self._loop.run(self._poll(), self._poll_budget_s)
+        return self._loop.run(self._poll(), self._poll_budget_s, f"controller {self.spec.address}")
 
     async def _poll(self) -> ControllerReading:
         try:
@@ -342,24 +352,26 @@ class ControllerDevice:
     async def _feed_watchdog(self) -> None:
         verdict = self._liveness()
         before = self.watchdog
+        # The agent logs the control room's transitions once; per controller only at debug.
         if not verdict.alive:
             if before.feeding:
-                log.warning("controller %s: not feeding its watchdog (%s); it falls back to its "
-                            "local plan after %g s", self.intersection_id, verdict.reason,
-                            self.spec.watchdog_timeout_s)
+                log.debug("controller %s: not feeding its watchdog (%s); it falls back to its "
+                          "local plan after %g s", self.intersection_id, verdict.reason,
+                          self.spec.watchdog_timeout_s)
             self.watchdog = WatchdogState(False, verdict.reason, before.kicks, before.last_kick_at)
             return
         await self.client.kick_watchdog()
         if not before.feeding and before.kicks:
-            log.info("controller %s: feeding its watchdog again (%s)", self.intersection_id,
-                     verdict.reason)
+            log.debug("controller %s: feeding its watchdog again (%s)", self.intersection_id,
+                      verdict.reason)
         self.watchdog = WatchdogState(True, verdict.reason, before.kicks + 1, utc_now())
 
     # ------------------------------------------------------------------ commands (inbound thread)
 
     def prepare(self, body: PlanBody | OverrideBody) -> Prepared:
         """Judge a command against this controller's limits (reads identity and timing)."""
-        return self._loop.run(self._prepare(body), self._poll_budget_s)
+        return self._loop.run(self._prepare(body), self._poll_budget_s,
+                              f"controller {self.spec.address}")
 
     async def _prepare(self, body: PlanBody | OverrideBody) -> Prepared:
         ident = await self.client.identity()
@@ -369,7 +381,8 @@ class ControllerDevice:
     def execute(self, prepared: Prepared) -> str:
         """Write and confirm; returns the ack's note. Raises CommandRejected (the controller's
         refusal, its reason text in the message) or another ControllerError."""
-        return self._loop.run(self._execute(prepared), self._poll_budget_s)
+        return self._loop.run(self._execute(prepared), self._poll_budget_s,
+                              f"controller {self.spec.address}")
 
     async def _execute(self, prepared: Prepared) -> str:
         if prepared.plan is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import tempfile
 from collections.abc import Mapping
 from datetime import datetime
@@ -78,7 +79,7 @@ def read_status(state_dir: Path, now: datetime) -> dict[str, Any]:
         raise StatusError(f"{path} lacks written_at, stale_after_s or pid") from exc
     age_s = (now - written).total_seconds()
     data["age_s"] = age_s
-    if data.get("host") == os.uname().nodename and not _pid_alive(pid):
+    if data.get("host") == platform.node() and not _pid_alive(pid):
         raise StatusError(f"the edge agent that wrote {path} (pid {pid}) is not running; last "
                           f"written {age_s:.0f} s ago")
     if age_s > stale_after_s:
