@@ -84,6 +84,19 @@ class KotaTuning:
     params: Params = TUNED_PARAMS
 
 
+def merge_rows(old: State, new: State, rows: np.ndarray) -> State:
+    """``new`` for the intersections in ``rows`` (bool [I]), ``old`` for the others."""
+    merged = {}
+    for name in State.__dataclass_fields__:
+        a, b = getattr(old, name), getattr(new, name)
+        if isinstance(a, np.ndarray) and a.ndim >= 1 and a.shape[0] == rows.shape[0]:
+            mask = rows.reshape((-1,) + (1,) * (a.ndim - 1))
+            merged[name] = np.where(mask, b, a)
+        else:
+            merged[name] = b
+    return State(**merged)
+
+
 def network_all_red_s(lights: tuple[TrafficLight, ...], yellow_s: float) -> float:
     """The all-red that keeps the network's own intergreen (yellow + all-red, the longest after
     any green of any of its signals) with a ``yellow_s`` amber: what is left of it after the
@@ -257,14 +270,18 @@ class KotaController(Controller):
         # Cycle boundary: phase 0 has just started (or nothing planned yet) → new plan.
         need_plan = (self._green_s.sum(axis=1) == 0) | (started & (cur == 0))
         if need_plan.any():
-            interval = np.maximum(self._acc_s, 1.0)
-            cyc = Measurements(count=self._acc_count, occupancy=self._acc_occ_s / interval[:, None],
-                               queue_veh=self._residual_q, valid=meas.valid,
-                               interval_s=float(interval.mean()))
+            # Each intersection's own accumulation window: the core takes one interval for
+            # all, so counts are scaled to a common one (rate = count / own window).
+            window = np.maximum(self._acc_s, 1.0)
+            common = float(window[need_plan].mean())
+            cyc = Measurements(count=self._acc_count * (common / window)[:, None],
+                               occupancy=self._acc_occ_s / window[:, None],
+                               queue_veh=self._residual_q, valid=meas.valid, interval_s=common)
             plan, new_state = plan_step(st, cyc, self._state, self.tuning.params)
-            # Only the intersections at a cycle boundary take the new plan.
+            # Only the intersections at a cycle boundary take the new plan and its state (a
+            # smoothed flow updated mid-cycle from a partial window would be wrong).
             self._green_s = np.where(need_plan[:, None], plan.green_s, self._green_s)
-            self._state = new_state
+            self._state = merge_rows(self._state, new_state, need_plan)
             self._acc_count[need_plan] = 0.0
             self._acc_occ_s[need_plan] = 0.0
             self._acc_s[need_plan] = 0.0

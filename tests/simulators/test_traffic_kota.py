@@ -41,3 +41,26 @@ def test_core_sees_only_measurement_arrays(single_intersection: Path, tmp_path: 
             assert arr.shape == (1, 8) and arr.dtype.kind in "bf"
         assert np.isfinite(meas.count).all() and ((meas.occupancy >= 0) & (meas.occupancy <= 1)).all()
     assert 0 < result.metrics.avg_delay_s < 100
+
+
+def test_merge_rows_takes_new_state_only_where_asked() -> None:
+    from controlroom.timing import (
+        DetectorSpec,
+        IntersectionSpec,
+        MovementSpec,
+        PhaseSpec,
+        build_structure,
+        initial_state,
+    )
+
+    spec = IntersectionSpec(phases=[PhaseSpec([0]), PhaseSpec([1])],
+                            movements=[MovementSpec(3.0), MovementSpec(3.0)],
+                            detectors=[DetectorSpec(0), DetectorSpec(1)])
+    old = initial_state(build_structure([spec] * 3))
+    new = dataclasses.replace(old, clock_s=60.0, flow_pcu_h=np.full((3, 2), 500.0),
+                              cycle_ds=np.full(3, 800), phase=np.array([1, 1, 1]))
+    merged = kota_module.merge_rows(old, new, np.array([True, False, True]))
+    assert merged.flow_pcu_h[:, 0].tolist() == [500.0, 0.0, 500.0]
+    assert merged.cycle_ds.tolist() == [800, 0, 800]
+    assert merged.phase.tolist() == [1, 0, 1]
+    assert merged.clock_s == 60.0  # one clock for all
