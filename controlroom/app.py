@@ -63,7 +63,8 @@ class ControlRoom:
         self.store = Store(self._pool)
         self.ingest = Ingest(self._settings.ingest, self.store)
         self.link = ControlRoomLink(self._settings.mqtt, self._settings.client_id, self._on_message,
-                                    shared_group=self._settings.ingest.shared_group)
+                                    shared_group=self._settings.ingest.shared_group,
+                                    state_interval_s=self._settings.state_interval_s)
         self.ingest.set_ack(self.link.ack)
         if layout is not None:
             if self._settings.ingest.shared_group:
@@ -73,6 +74,11 @@ class ControlRoom:
             self.traffic = TrafficService(traffic, *layout, self.store, self.link.publish,
                                           self.link.connected.is_set)
             self.ingest.on_stored = self.traffic.observe
+            # Edges keep their controllers on central plans only while they hear us; a stalled
+            # control loop must therefore fall silent (a few ticks late is still alive).
+            alive_within_s = max(2.0, 10 * traffic.tick_s)
+            service = self.traffic
+            self.link.set_healthy(lambda: service.alive(alive_within_s))
         self.ingest.start()
         if self.traffic is not None:
             self.traffic.start()
@@ -112,14 +118,15 @@ class ControlRoom:
             self._server.should_exit = True
         if self._http_thread is not None:
             self._http_thread.join(10)
-        # Disconnect first, then store what is queued. Its QoS 1 messages stay unacknowledged,
-        # so the broker redelivers them to the persistent session and storage drops the copies.
+        # Stop sending commands, then disconnect, then store what is queued. Its QoS 1 messages
+        # stay unacknowledged, so the broker redelivers them to the persistent session and
+        # storage drops the copies.
+        if self.traffic is not None:
+            self.traffic.stop()
         if self.link is not None:
             self.link.stop()
         if self.ingest is not None:
             self.ingest.stop()
-        if self.traffic is not None:
-            self.traffic.stop()
         if self._pool is not None:
             self._pool.close()
         log.info("control room stopped")

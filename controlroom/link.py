@@ -3,6 +3,12 @@
 paho-mqtt 2.x, callback API v2. The network thread only hands messages to the ingest queue.
 The session is persistent (fixed client id, clean_session off / session expiry on MQTT 5) and
 QoS 1 messages are acknowledged by the ingest after they are committed.
+
+Liveness: the retained ``controlroom/state`` says ``online`` on every connect and ``offline``
+by the will (or on a clean stop). Edges also want to *hear* it within their liveness window
+(`edge.liveness`: a process that hangs while paho's keep-alive thread still runs must fall
+silent), so a heartbeat thread re-publishes the online state every ``state_interval_s`` — but
+only while ``healthy()`` says the control loop itself is running.
 """
 
 from __future__ import annotations
@@ -68,7 +74,8 @@ class ControlRoomLink:
 
     def __init__(self, endpoint: MqttEndpoint, client_id: str,
                  on_message: Callable[[str, bytes, int, int], None],
-                 shared_group: str | None = None) -> None:
+                 shared_group: str | None = None, *, state_interval_s: float = 10.0,
+                 healthy: Callable[[], bool] | None = None) -> None:
         self._endpoint = endpoint
         self._on_message = on_message
         self._shared_group = shared_group
@@ -82,6 +89,11 @@ class ControlRoomLink:
         self.connected = threading.Event()
         self._was_connected = False
         self._stopping = False
+        self._state_interval_s = state_interval_s
+        self._healthy = healthy
+        self._heartbeat_stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        self.heartbeats = 0
 
     def _state(self, status: str) -> bytes:
         return encode(ControlRoomState(ts=utc_now(), status=status, epoch=self.epoch))
@@ -93,9 +105,34 @@ class ControlRoomLink:
                                    clean_start=False,  # MQTT 5 only; 3.1.1 uses clean_session
                                    properties=connect_properties(self._endpoint, True))
         self._client.loop_start()
+        self._heartbeat = threading.Thread(target=self._beat, name="kota-heartbeat", daemon=True)
+        self._heartbeat.start()
+
+    def set_healthy(self, healthy: Callable[[], bool]) -> None:
+        self._healthy = healthy
+
+    def _beat(self) -> None:
+        silent = False
+        while not self._heartbeat_stop.wait(self._state_interval_s):
+            if not self._client.is_connected():
+                continue
+            if self._healthy is not None and not self._healthy():
+                if not silent:
+                    log.error("control loop not running: no longer announcing the control room "
+                              "online, so edges let controllers fall back to their local plans")
+                    silent = True
+                continue
+            if silent:
+                log.info("control loop running again: announcing the control room online")
+                silent = False
+            self._client.publish(controlroom_state_topic(), self._state("online"), qos=1, retain=True)
+            self.heartbeats += 1
 
     def stop(self) -> None:
         self._stopping = True
+        self._heartbeat_stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(5)
         if self._client.is_connected():
             info = self._client.publish(controlroom_state_topic(), self._state("offline"), qos=1, retain=True)
             info.wait_for_publish(timeout=2)

@@ -105,10 +105,12 @@ class TrafficSettings(_Section):
                             "ds_alarm_cycles plan steps, raises the saturation alarm.")
     ds_alarm_cycles: int = Field(3, ge=1, le=1000, description="Consecutive plan steps above "
                                  "ds_alarm before the alarm.")
-    det_count: Literal["cumulative", "interval"] = Field(
-        "cumulative", description="What telemetry det_count holds: the controller's wrapping "
-        "16-bit volume counter (cumulative, the register's meaning) or vehicles in that message's "
-        "interval.")
+    det_count: Literal["interval", "cumulative"] = Field(
+        "interval", description="What telemetry det_count holds: vehicles counted since the "
+        "edge's previous poll (interval; what the edge agent sends) or the controller's wrapping "
+        "16-bit volume counter itself (cumulative).")
+    telemetry_period_s: float = Field(1.0, gt=0, le=60, description="The edges' poll interval: "
+                                      "one telemetry message counts vehicles of at most this long.")
     override_default_s: float = Field(900.0, ge=10, le=86400, description="How long an operator "
                                       "override lasts when the request names no duration.")
     override_max_s: float = Field(4 * 3600.0, ge=10, le=7 * 86400, description="Longest "
@@ -145,6 +147,9 @@ class ControlRoomSettings(_Section):
                            "messages while the service restarts.")
     http_host: str = Field("127.0.0.1", description="Address of the web API and status page.")
     http_port: int = Field(8080, ge=0, le=65535, description="Port of the web API (0: any free).")
+    state_interval_s: float = Field(
+        10.0, ge=0.05, le=600, description="Re-publish the retained online state this often, "
+        "while the control loop runs; keep it well under the edges' controlroom_liveness_s.")
     edge_stale_s: float = Field(
         5.0, ge=1, le=3600, description="Telemetry older than this shows an intersection as stale."
     )

@@ -4,14 +4,16 @@ Owns the turning of telemetry into one plan interval's `Measurements` and the la
 signal state, mode and edge/controller availability. It must not run the core, send anything
 or touch storage; callers hold one lock around it.
 
-Detector counts. The contract's ``det_count`` is bounded like the controller's 16-bit volume
-register ("vehicles counted since power-on, wraps at 65536"), so by default it is read as that
-cumulative counter: the vehicles of an interval are the differences of consecutive readings
-modulo 65536. This survives lost QoS 0 telemetry (the next difference covers the gap). A
-difference no lane can produce (more than ``MAX_LANE_VEH_S`` vehicles per second) is a
-counter reset (power cycle, swapped controller): the baseline restarts and that detector is
-not trusted for the interval. With ``det_count = "interval"`` each message carries the
-vehicles of its own interval (the simulated intersection of the demo does this).
+Detector counts. The edge agent sends in ``det_count`` the vehicles counted since its previous
+poll (`edge.controllers.CountTracker` differences the controller's wrapping 16-bit volume
+registers; the simulated intersection counts per poll too): ``det_count = "interval"``, the
+default. Each message then covers the time since the previous one, but at most the edges'
+poll period, so a lost QoS 0 message is time not seen rather than time with no traffic.
+``det_count = "cumulative"`` reads the raw wrapping counter instead: an interval's vehicles
+are the differences of consecutive readings modulo 65536, which also survives lost messages;
+a difference no lane can produce (over ``MAX_LANE_VEH_S`` vehicles per second) is a counter
+reset (power cycle, swapped controller): the baseline restarts and that detector is not
+trusted for the interval.
 
 Each interval's counts are scaled to the whole interval from the time the readings covered,
 and a detector is valid for the core only when its readings covered at least half of the
@@ -42,8 +44,6 @@ MAX_LANE_VEH_S = 3.0
 MAX_BRIDGED_GAP_S = 600.0
 # Share of the interval the readings must cover for a detector to count as measured.
 MIN_COVERAGE = 0.5
-# An interval-mode message covers the edge's poll interval; beyond this a gap is lost time.
-MAX_INTERVAL_MESSAGE_S = 5.0
 
 
 @dataclass
@@ -100,7 +100,8 @@ class LiveState:
     ids: tuple[str, ...]
     n_phases: tuple[int, ...]
     n_detectors: tuple[int, ...]
-    cumulative: bool = True
+    cumulative: bool = False
+    message_period_s: float = 1.0  # interval mode: one message covers at most this long
     intersections: list[IntersectionLive] = field(init=False)
     index: dict[str, int] = field(init=False)
     edges: dict[str, EdgeLive] = field(init=False, default_factory=dict)
@@ -168,8 +169,8 @@ class LiveState:
             self._has_baseline[i] = True
         else:
             self._count[i, :n_det] += raw
-            gap = dt_s if dt_s is not None and 0 < dt_s <= MAX_INTERVAL_MESSAGE_S else 1.0
-            self._covered_s[i] += gap
+            period = self.message_period_s
+            self._covered_s[i] += min(dt_s, period) if dt_s is not None and same_source else period
 
     def event(self, e: TrafficEvent) -> None:
         i = self.index.get(e.intersection_id)

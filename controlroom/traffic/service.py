@@ -177,7 +177,8 @@ class TrafficService:
         self._n_phases = tuple(len(x.phases) for x in layout.intersections)
         self._live = LiveState(structure, self.ids, self._n_phases,
                                tuple(len(x.detectors) for x in layout.intersections),
-                               cumulative=settings.det_count == "cumulative")
+                               cumulative=settings.det_count == "cumulative",
+                               message_period_s=settings.telemetry_period_s)
         self._control = [Control() for _ in self.ids]
         self._core: State = initial_state(structure)
         self._lock = threading.RLock()
@@ -191,6 +192,7 @@ class TrafficService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started_mono = time.monotonic()
+        self._last_tick = -math.inf
         self._interval_started = self._started_mono
         self._next_plan = self._started_mono + settings.plan_interval_s
         self.stats = ServiceStats()
@@ -241,6 +243,11 @@ class TrafficService:
         while not self._stop.wait(self._settings.tick_s):
             self.tick()
 
+    def alive(self, within_s: float) -> bool:
+        """The loop runs and finished a tick within ``within_s`` (the heartbeat asks)."""
+        running = self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
+        return running and time.monotonic() - self._last_tick <= within_s
+
     # ------------------------------------------------------------------ ingest side
 
     def observe(self, batch: Batch, received_at: list[float]) -> None:
@@ -276,6 +283,7 @@ class TrafficService:
             if now - self._started_mono >= self._settings.stale_after_s:
                 self._alarms.update(self._conditions(now), wall, writes)
         self._flush(writes)
+        self._last_tick = time.monotonic()
 
     def _plan(self, now: float, wall: datetime, writes: TrafficWrites) -> None:
         started = time.perf_counter()
