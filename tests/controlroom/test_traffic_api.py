@@ -132,6 +132,30 @@ def test_overrides_expire_by_themselves(make_setup: Callable[..., Setup]) -> Non
     assert s.rows("SELECT source FROM traffic_command WHERE cmd_id = %s", release.cmd_id) == [("system",)]
 
 
+def test_overrides_and_alarms_survive_a_restart(make_setup: Callable[..., Setup]) -> None:
+    s = make_setup(n=1, refresh_s=0.4)
+    (a,) = s.ids
+    wait_for(lambda: s.edge.commands_for(a, c.PlanBody), what="adaptive plans")
+    s.edge.policy[a] = "reject"
+    assert s.post(f"intersections/{a}/override", {"action": "hold", "duration_s": 600}).status_code == 200
+    # An operator's command rejected raises the alarm at once.
+    wait_for(lambda: ("command_rejected", "") in s.open_alarms(a), what="command_rejected alarm")
+
+    s.restart()
+    view = s.api(f"intersections/{a}").json()
+    assert view["override"]["action"] == "hold" and view["plan"]["source"] == "operator_override"
+    plans = len(s.edge.commands_for(a, c.PlanBody))
+    time.sleep(1.2)  # several plan steps: the override still holds the core back
+    assert len(s.edge.commands_for(a, c.PlanBody)) == plans
+    assert ("command_rejected", "") in s.open_alarms(a)
+    assert s.rows("SELECT count(*) FROM traffic_alarm WHERE code = 'command_rejected'") == [(1,)]
+
+    s.edge.policy[a] = "apply"
+    assert s.post(f"intersections/{a}/release", {}).status_code == 200
+    wait_for(lambda: ("command_rejected", "") not in s.open_alarms(a), what="alarm cleared by an applied command")
+    wait_for(lambda: len(s.edge.commands_for(a, c.PlanBody)) > plans, what="adaptive plans again")
+
+
 def test_read_endpoints(make_setup: Callable[..., Setup]) -> None:
     s = make_setup(n=1)
     (a,) = s.ids

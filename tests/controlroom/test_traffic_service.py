@@ -158,6 +158,15 @@ class Setup:
     edge: Edge
     ids: list[str]
     pg_url: str
+    settings: ControlRoomSettings
+
+    def restart(self) -> None:
+        """Stop the control room and start a new one on the same database and layout."""
+        self.room.stop()
+        self.room = ControlRoom(self.settings, DatabaseSettings(), self.pg_url, city="Kota Uji",
+                                timezone="Asia/Makassar")
+        self.room.start()
+        wait_for(self.room.link.connected.is_set, what="control room connected again")
 
     def api(self, path: str, **kw: Any) -> httpx.Response:
         return httpx.get(f"{self.room.url}api/{path}", timeout=5, **kw)
@@ -197,7 +206,7 @@ def make_setup(mqtt_url: str, pg_url: str, tmp_path: Path) -> Iterator[Callable[
         room.start()
         wait_for(room.link.connected.is_set, what="control room connected")
         edge = Edge(mqtt_url, f"edge-{tag}", ids)
-        setup = Setup(room, edge, ids, pg_url)
+        setup = Setup(room, edge, ids, pg_url, settings)
         made.append(setup)
         return setup
 
