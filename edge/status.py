@@ -121,7 +121,12 @@ def render(data: Mapping[str, Any], now: datetime) -> str:
         mode = dev.get("mode") or "?"
         if dev.get("mode_reason") not in (None, "normal"):
             mode += f" ({dev['mode_reason']})"
-        state = "" if dev.get("available") else "OFFLINE "
+        if dev.get("available"):
+            state = ""
+        elif dev.get("consecutive_errors") or dev.get("last_ok_at"):
+            state = "OFFLINE "
+        else:
+            state = "NOT POLLED YET "
         wd = dev.get("watchdog")
         watchdog = "-"
         if wd:

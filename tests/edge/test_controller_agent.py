@@ -399,7 +399,14 @@ def test_an_unreachable_controller_is_reported_and_shown_by_kota_edge_status(
     agent = make_agent(broker.url, emu.port)
     state_dir = str(tmp_path / "edge")
     recorder.wait_for(is_telemetry(lambda t: t.mode == "local_fixed"))
-    wait_until(lambda: (tmp_path / "edge" / "status.json").exists(), what="status file")
+    status_file = tmp_path / "edge" / "status.json"
+
+    def shown_available() -> bool:
+        try:
+            return json.loads(status_file.read_text())["devices"][IID]["available"]
+        except FileNotFoundError:
+            return False
+    wait_until(shown_available, what="status file showing the controller")
     assert kota_main(["edge", "status", "--state-dir", state_dir]) == 0
     table = capsys.readouterr().out
     assert IID in table and "127.0.0.1:" in table and "Kota Pintar SIM-ATCS 1.0.0" in table
