@@ -44,6 +44,10 @@ MAX_LANE_VEH_S = 3.0
 MAX_BRIDGED_GAP_S = 600.0
 # Share of the interval the readings must cover for a detector to count as measured.
 MIN_COVERAGE = 0.5
+# Telemetry older than this when it arrives is history (an edge's outbox replaying an outage):
+# stored by ingest, but neither the live signal state nor this interval's traffic. Edge clocks
+# are NTP-synchronised well within this.
+REPLAY_AGE_S = 30.0
 
 
 @dataclass
@@ -106,6 +110,7 @@ class LiveState:
     index: dict[str, int] = field(init=False)
     edges: dict[str, EdgeLive] = field(init=False, default_factory=dict)
     unknown: int = 0  # telemetry of intersections not in the layout
+    replayed: int = 0  # telemetry too old to be live (see REPLAY_AGE_S)
 
     def __post_init__(self) -> None:
         n, _, _, d = self.structure.shape
@@ -122,10 +127,13 @@ class LiveState:
 
     # ------------------------------------------------------------------ telemetry in
 
-    def telemetry(self, t: TrafficTelemetry, received_at: float) -> None:
+    def telemetry(self, t: TrafficTelemetry, received_at: float, wall: datetime | None = None) -> None:
         i = self.index.get(t.intersection_id)
         if i is None:
             self.unknown += 1
+            return
+        if wall is not None and (wall - t.ts).total_seconds() > REPLAY_AGE_S:
+            self.replayed += 1
             return
         live = self.intersections[i]
         if live.ts is not None and t.ts <= live.ts:

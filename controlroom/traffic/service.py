@@ -253,13 +253,14 @@ class TrafficService:
     def observe(self, batch: Batch, received_at: list[float]) -> None:
         """Ingest's hook after a batch is stored (writer thread): update arrays, queue acks."""
         now = time.monotonic()
+        wall = utc_now()
         with self._lock:
             for s in batch.edge_states:
                 self._live.edge_state(s)
             for e in batch.events:
                 self._live.event(e)
             for t in batch.telemetry:
-                self._live.telemetry(t, now)
+                self._live.telemetry(t, now, wall)
             self._acks.extend(a for a in batch.acks if a[0] == "traffic")
 
     # ------------------------------------------------------------------ the loop
@@ -703,6 +704,7 @@ class TrafficService:
                 "unanswered": self.stats.unanswered, "last_step_ms": round(self.stats.last_step_ms, 2),
                 "last_plan_at": self.stats.last_plan_at.isoformat() if self.stats.last_plan_at else None,
                 "not_sent": dict(self.stats.not_sent), "unknown_telemetry": self._live.unknown,
+                "replayed_telemetry": self._live.replayed,
                 "open_alarms": len(self._alarms.open),
             }
 

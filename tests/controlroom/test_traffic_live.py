@@ -101,6 +101,14 @@ def test_old_and_reordered_messages_change_nothing() -> None:
     np.testing.assert_allclose(out.measurements.count[0], [1, 1])
 
 
+def test_replayed_telemetry_is_history_not_live() -> None:
+    live = state()
+    live.telemetry(tel("A", 0, [5, 5], mode="flash"), 0.0, wall=T0 + timedelta(seconds=120))
+    assert live.intersections[0].mode is None and live.replayed == 1
+    live.telemetry(tel("A", 100, [1, 1]), 0.0, wall=T0 + timedelta(seconds=101))
+    assert live.intersections[0].mode is c.UnitMode.CENTRAL
+
+
 def test_edge_state_is_ordered_and_offline_wins() -> None:
     live = state()
 
