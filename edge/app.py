@@ -489,6 +489,7 @@ def _device_status(i: _Intersection) -> dict[str, Any]:
         "last_ok_at": _iso(poller.last_ok_at),
         "consecutive_errors": poller.consecutive_failures,
         "failing_since": _iso(poller.failing_since),
+        "first_error": poller.first_error,
         "last_error": poller.last_error,
     }
     if i.simulated is not None:

@@ -49,6 +49,7 @@ class Poller(Generic[Snapshot]):
         self._available = False
         self._last_ok_at: datetime | None = None
         self._last_error: str | None = None
+        self._first_error: str | None = None  # the error that began the current failure streak
         self._failed_since: datetime | None = None
         self._failures = 0
         self._polls = 0
@@ -75,6 +76,13 @@ class Poller(Generic[Snapshot]):
     def last_error(self) -> str | None:
         with self._state_lock:
             return self._last_error
+
+    @property
+    def first_error(self) -> str | None:
+        """The error that began the current run of failures (often the cause; later errors may
+        only say that a retry is waiting). None while the device answers."""
+        with self._state_lock:
+            return self._first_error if self._failed_since is not None else None
 
     @property
     def consecutive_failures(self) -> int:
@@ -143,6 +151,7 @@ class Poller(Generic[Snapshot]):
             self._last_error = f"{type(exc).__name__}: {exc}"
             if first:
                 self._failed_since = utc_now()
+                self._first_error = self._last_error
         if first:
             log.warning("device %s: poll failed (%s); marked unavailable, retrying every %g s — %s",
                         self.name, self._last_error, self._interval_s, self._hint)

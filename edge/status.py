@@ -133,8 +133,10 @@ def render(data: Mapping[str, Any], now: datetime) -> str:
             watchdog = "feeding" if wd.get("feeding") else "NOT feeding"
             if wd.get("expired"):
                 watchdog += ", EXPIRED (local plan)"
-            elif wd.get("left_s") is not None:
+            elif wd.get("left_s"):
                 watchdog += f", {wd['left_s']:g} s left"
+            elif wd.get("left_s") == 0:
+                watchdog += ", idle (no central plan)"
         rows.append((iid, dev.get("kind", "?"), dev.get("address") or "-", model,
                      state + mode, str(dev.get("plan") or "-"),
                      _age(dev.get("last_ok_at"), now), str(dev.get("consecutive_errors", 0)),
@@ -142,7 +144,12 @@ def render(data: Mapping[str, Any], now: datetime) -> str:
         if dev.get("last_error"):
             if dev.get("failing_since"):
                 since = _age(dev["failing_since"], now)
-                errors.append(f"  {iid}: {dev['last_error']} (failing since {since})")
+                first = dev.get("first_error")
+                if first and first != dev["last_error"]:
+                    errors.append(f"  {iid}: failing since {since}: {first}\n"
+                                  f"  {' ' * len(iid)}  last: {dev['last_error']}")
+                else:
+                    errors.append(f"  {iid}: {dev['last_error']} (failing since {since})")
             else:
                 errors.append(f"  {iid} (answers again): {dev['last_error']}")
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]

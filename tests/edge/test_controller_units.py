@@ -119,6 +119,7 @@ def test_the_status_file_is_fresh_or_refused(tmp_path: Path) -> None:
               "model": "Kota Pintar SIM-ATCS", "firmware": "1.0.0", "mode": "central",
               "mode_reason": "normal", "plan": 7, "last_ok_at": (now - timedelta(seconds=4)).isoformat(),
               "consecutive_errors": 3, "failing_since": (now - timedelta(seconds=3)).isoformat(),
+              "first_error": "ControllerConnectionError: cannot connect to controller 10.0.0.5:502",
               "last_error": "ControllerTimeout: no answer",
               "watchdog": {"feeding": False, "left_s": 12.5, "expired": False}}
     write_status(tmp_path, {"edge_id": "e1", "pid": 1, "host": "elsewhere",
@@ -128,5 +129,6 @@ def test_the_status_file_is_fresh_or_refused(tmp_path: Path) -> None:
     table = render(data, now)
     assert "simpang-1" in table and "OFFLINE central" in table and "NOT feeding" in table
     assert "ControllerTimeout: no answer" in table and " 3 " in table
+    assert "failing since 3.0 s ago: ControllerConnectionError: cannot connect" in table
     with pytest.raises(StatusError, match="stale"):
         read_status(tmp_path, now + timedelta(seconds=6))
