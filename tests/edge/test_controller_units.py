@@ -3,6 +3,7 @@ control-room liveness, settings, the status file and its table."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -132,3 +133,24 @@ def test_the_status_file_is_fresh_or_refused(tmp_path: Path) -> None:
     assert "failing since 3.0 s ago: ControllerConnectionError: cannot connect" in table
     with pytest.raises(StatusError, match="stale"):
         read_status(tmp_path, now + timedelta(seconds=6))
+
+
+def test_kota_edge_status_finds_the_state_dir_through_the_config(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import platform
+
+    from kota.cli import main
+
+    state_dir = tmp_path / "state"
+    config = tmp_path / "kota.toml"
+    config.write_text(f'[edge]\nedge_id = "e9"\nstate_dir = "{state_dir}"\n')
+    assert main(["edge", "status", "--config", str(config)]) == 1
+    assert "not running" in capsys.readouterr().err
+    now = datetime.now(UTC)
+    write_status(state_dir, {"edge_id": "e9", "pid": os.getpid(), "host": platform.node(),
+                             "written_at": now.isoformat(), "stale_after_s": 5, "devices": {}})
+    assert main(["edge", "status", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.startswith("edge e9")
+    assert main(["--config", str(config), "edge", "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["running"] is True
