@@ -499,3 +499,29 @@ def test_one_agent_polls_fifty_controllers_over_one_event_loop(
             agent.stop()
     finally:
         emulators.run(host.stop())
+
+
+def test_a_lost_broker_link_stops_the_feeding_and_the_fallback_is_reported_after_it(
+        broker: Any, gate: Any, emulators: EmulatorThread, make_recorder: Callable[..., Recorder],
+        make_agent: Callable[..., EdgeAgent]) -> None:
+    emu = emulators.start()
+    recorder = make_recorder(broker.port, ALL)
+    agent = make_agent(gate.url, emu.port)  # the agent reaches the broker through a cuttable gate
+    recorder.wait_for(is_telemetry(lambda t: t.mode == "local_fixed"))
+    send(recorder, command("plan-0000007", CENTRAL))
+    recorder.wait_for(is_telemetry(lambda t: t.mode == "central" and t.plan == 7), timeout_s=5)
+
+    gate.close()  # the edge box loses its uplink; the controller is still on the local network
+    cut = time.monotonic()
+    wait_until(lambda: emulators.call(lambda: emu.program.running_plan.number) == 1, timeout_s=5,
+               what="local plan in force")
+    assert time.monotonic() - cut < (WATCHDOG_S + 1.2 * CYCLE_S) / SCALE + 1.0
+    assert agent.controllers[IID].watchdog.reason == "broker link down"
+
+    # Back online: the retained control-room state on the new connection resumes the feeding,
+    # the buffered fallback event arrives, and central control returns.
+    gate.open()
+    recorder.wait_for(is_event(EventKind.FALLBACK, active=True), timeout_s=8)
+    recorder.wait_for(is_event(EventKind.FALLBACK, active=False), timeout_s=5)
+    wait_until(lambda: emulators.call(lambda: emu.program.running_plan.number) == 7, timeout_s=5,
+               what="central plan again")
