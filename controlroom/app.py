@@ -73,7 +73,7 @@ class ControlRoom:
                             self._settings.ingest.shared_group)
             self.traffic = TrafficService(traffic, *layout, self.store, self.link.publish,
                                           self.link.connected.is_set)
-            self.ingest.on_stored = self.traffic.observe
+            self.ingest.on_decoded = self.traffic.observe
             # Edges keep their controllers on central plans only while they hear us; a stalled
             # control loop must therefore fall silent (a few ticks late is still alive).
             alive_within_s = max(2.0, 10 * traffic.tick_s)

@@ -194,10 +194,6 @@ class TrafficWrites:
                 + len(self.alarms_opened) + len(self.alarms_cleared) + len(self.overrides_ended)
                 + len(self.audit))
 
-    def extend(self, other: TrafficWrites) -> None:
-        for f in dataclasses.fields(self):
-            getattr(self, f.name).extend(getattr(other, f.name))
-
 
 # sent < unanswered < accepted < applied = rejected: a late "accepted" never undoes "applied".
 _STATUS_RANK = "array_position(ARRAY['sent','unanswered','accepted','applied','rejected'], {})"
@@ -356,37 +352,43 @@ class Store:
 
     # ------------------------------------------------------------------ traffic control writes
 
-    def write_traffic(self, writes: TrafficWrites) -> None:
-        """Everything one service tick changed, in one transaction (all or nothing)."""
-        if not len(writes):
+    def write_traffic(self, *batches: TrafficWrites) -> None:
+        """What service ticks changed, tick after tick in their order, in one transaction (all
+        or nothing); the order keeps an alarm that cleared and opened again in two rows."""
+        total = sum(len(w) for w in batches)
+        if not total:
             return
         try:
             with self._pool.connection() as conn, conn.transaction():
-                self._insert_many(conn, _INSERT_COMMAND, [_command_row(c) for c in writes.commands])
-                self._insert_many(conn, _INSERT_PLAN, [
-                    (p.computed_at, p.intersection_id, p.source, p.plan, p.cycle_s, p.offset_s,
-                     list(p.splits_s), list(p.green_s) if p.green_s is not None else None,
-                     p.ds_max, p.cmd_id) for p in writes.plans])
-                if writes.resends:
-                    with conn.cursor() as cur:
-                        cur.executemany("UPDATE traffic_command SET attempts = %s, last_sent_at = %s "
-                                        "WHERE cmd_id = %s",
-                                        [(n, at, cmd_id) for cmd_id, n, at in writes.resends])
-                if writes.statuses:
-                    with conn.cursor() as cur:
-                        cur.executemany(_UPDATE_STATUS, [
-                            {"cmd_id": cmd_id, "status": status, "at": at, "reason": reason}
-                            for cmd_id, status, at, reason in writes.statuses])
-                self._insert_many(conn, _OPEN_ALARM, [
-                    (a.key.code, a.key.intersection_id, a.key.subject, a.severity, a.text,
-                     json.dumps(a.data), a.at) for a in writes.alarms_opened])
-                self._insert_many(conn, _CLEAR_ALARM, [
-                    (at, k.code, k.intersection_id, k.subject) for k, at in writes.alarms_cleared])
-                self._insert_many(conn, _END_OVERRIDE, [
-                    (e.at, e.reason, e.by, e.override_id) for e in writes.overrides_ended])
-                self._insert_many(conn, _INSERT_AUDIT, [_audit_row(a) for a in writes.audit])
+                for writes in batches:
+                    self._write_traffic(conn, writes)
         except psycopg.Error as exc:
-            raise StorageError(f"traffic records ({len(writes)}) not stored: {exc}") from exc
+            raise StorageError(f"traffic records ({total}) not stored: {exc}") from exc
+
+    def _write_traffic(self, conn: psycopg.Connection, writes: TrafficWrites) -> None:
+        self._insert_many(conn, _INSERT_COMMAND, [_command_row(c) for c in writes.commands])
+        self._insert_many(conn, _INSERT_PLAN, [
+            (p.computed_at, p.intersection_id, p.source, p.plan, p.cycle_s, p.offset_s,
+             list(p.splits_s), list(p.green_s) if p.green_s is not None else None,
+             p.ds_max, p.cmd_id) for p in writes.plans])
+        if writes.resends:
+            with conn.cursor() as cur:
+                cur.executemany("UPDATE traffic_command SET attempts = %s, last_sent_at = %s "
+                                "WHERE cmd_id = %s",
+                                [(n, at, cmd_id) for cmd_id, n, at in writes.resends])
+        if writes.statuses:
+            with conn.cursor() as cur:
+                cur.executemany(_UPDATE_STATUS, [
+                    {"cmd_id": cmd_id, "status": status, "at": at, "reason": reason}
+                    for cmd_id, status, at, reason in writes.statuses])
+        self._insert_many(conn, _OPEN_ALARM, [
+            (a.key.code, a.key.intersection_id, a.key.subject, a.severity, a.text,
+             json.dumps(a.data), a.at) for a in writes.alarms_opened])
+        self._insert_many(conn, _CLEAR_ALARM, [
+            (at, k.code, k.intersection_id, k.subject) for k, at in writes.alarms_cleared])
+        self._insert_many(conn, _END_OVERRIDE, [
+            (e.at, e.reason, e.by, e.override_id) for e in writes.overrides_ended])
+        self._insert_many(conn, _INSERT_AUDIT, [_audit_row(a) for a in writes.audit])
 
     def operator_action(self, audit: AuditRecord, *, end: OverrideEnd | None = None,
                         start: OverrideRecord | None = None,

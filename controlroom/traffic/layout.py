@@ -34,6 +34,8 @@ from edge.contract import MAX_DETECTORS, MAX_PHASES
 
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Seconds = Annotated[float, Field(ge=0, le=600, allow_inf_nan=False)]
+# A plan's cycle and splits are at most 300 s on the wire (edge.contract.PlanBody).
+PlanSeconds = Annotated[float, Field(ge=0, le=300, allow_inf_nan=False)]
 
 
 class LayoutError(ValueError):
@@ -55,7 +57,7 @@ class PhaseLayout(_Model):
     movements: tuple[Annotated[int, Field(ge=0)], ...] = Field(min_length=1, description="Indices "
                                                                "of the movements this phase serves.")
     min_green_s: Seconds = 7.0
-    max_green_s: Seconds = 60.0
+    max_green_s: PlanSeconds = 60.0
     yellow_s: Seconds = 3.0
     all_red_s: Seconds = 1.0
     ped_min_s: Seconds = Field(0.0, description="Pedestrian walk + clearance during this phase.")
@@ -83,8 +85,8 @@ class IntersectionLayout(_Model):
     phases: tuple[PhaseLayout, ...] = Field(min_length=1, max_length=MAX_PHASES)
     movements: tuple[MovementLayout, ...] = Field(min_length=1, max_length=64)
     detectors: tuple[DetectorLayout, ...] = Field((), max_length=MAX_DETECTORS)
-    cycle_min_s: Seconds | None = None
-    cycle_max_s: Seconds | None = None
+    cycle_min_s: PlanSeconds | None = None
+    cycle_max_s: PlanSeconds | None = None
     upstream: Ident | None = None
     travel_time_s: Seconds = 0.0
 

@@ -1,12 +1,14 @@
 """The traffic service: live state in, the timing core every plan interval, plans out as
 commands, acks tracked, alarms raised and cleared, operator overrides in force.
 
-Threads: the ingest writer calls `observe` after each stored batch (it only updates arrays
-under the lock); the service's own thread (`kota-traffic`) does the rest every `tick_s`; the
-web API calls the operator methods. Nothing runs on the MQTT network thread. Records go to
-storage once per tick in one transaction; if the database is down they wait in memory and
-control carries on (the street matters more than its paperwork), except operator actions,
-which are refused unless their audit row is stored first.
+Threads: the ingest writer calls `observe` with each validated, de-duplicated batch before it
+stores it (it only updates arrays under the lock), so control sees the street even while the
+database is down; the service's own thread (`kota-traffic`) does the rest every `tick_s`; a
+writer thread (`kota-traffic-store`) stores each tick's records in order; the web API calls
+the operator methods. Nothing runs on the MQTT network thread and the control loop never
+waits for the database: if it is down, records wait in memory and control carries on (the
+street matters more than its paperwork), except operator actions, which are refused unless
+their audit row is stored first.
 """
 
 from __future__ import annotations
@@ -187,8 +189,13 @@ class TrafficService:
         self._recent: OrderedDict[str, int] = OrderedDict()
         self._send_soon: set[int] = set()
         self._alarms = AlarmBook()
-        self._backlog = TrafficWrites()
+        self._backlog: list[TrafficWrites] = []  # one entry per tick, written in order
+        self._backlog_records = 0
         self._storage_failing = False
+        self._write_wake = threading.Event()
+        self._writer_stop = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._operator_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started_mono = time.monotonic()
@@ -228,6 +235,8 @@ class TrafficService:
         now = time.monotonic()
         self._started_mono = self._interval_started = now
         self._next_plan = now + self._settings.plan_interval_s
+        self._writer = threading.Thread(target=self._write_loop, name="kota-traffic-store", daemon=True)
+        self._writer.start()
         self._thread = threading.Thread(target=self._run, name="kota-traffic", daemon=True)
         self._thread.start()
         log.info("traffic service running for %d intersections of %s (plan every %g s)",
@@ -237,7 +246,10 @@ class TrafficService:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
-        self._flush(TrafficWrites())
+        self._writer_stop.set()
+        self._write_wake.set()
+        if self._writer is not None:
+            self._writer.join(timeout_s)
 
     def _run(self) -> None:
         while not self._stop.wait(self._settings.tick_s):
@@ -250,8 +262,8 @@ class TrafficService:
 
     # ------------------------------------------------------------------ ingest side
 
-    def observe(self, batch: Batch, received_at: list[float]) -> None:
-        """Ingest's hook after a batch is stored (writer thread): update arrays, queue acks."""
+    def observe(self, batch: Batch) -> None:
+        """Ingest's hook for each decoded batch (its writer thread): update arrays, queue acks."""
         now = time.monotonic()
         wall = utc_now()
         with self._lock:
@@ -297,10 +309,16 @@ class TrafficService:
         with self._lock:
             for i, n in enumerate(self._n_phases):
                 c = self._control[i]
-                c.computed = PlanBody(plan=self._settings.plan_number,
-                                      cycle_s=int(out.cycle_ds[i]) / 10,
-                                      offset_s=int(out.offset_ds[i]) / 10,
-                                      splits_s=tuple(int(v) / 10 for v in out.split_ds[i, :n]))
+                try:
+                    c.computed = PlanBody(plan=self._settings.plan_number,
+                                          cycle_s=int(out.cycle_ds[i]) / 10,
+                                          offset_s=int(out.offset_ds[i]) / 10,
+                                          splits_s=tuple(int(v) / 10 for v in out.split_ds[i, :n]))
+                except ValidationError as exc:  # the layout bounds make this unreachable
+                    log.error("intersection %s: the core's plan breaks the contract, not sent: %s",
+                              self.ids[i], exc.errors(include_url=False)[0]["msg"])
+                    c.computed = None
+                    continue
                 c.computed_at = wall
                 c.computed_green_s = tuple(int(v) / 10 for v in out.green_ds[i, :n])
                 ds = out.ds[i][movement_valid[i]]
@@ -546,11 +564,14 @@ class TrafficService:
         start = OverrideRecord(intersection_id, action, phase,
                                plan.model_dump() if plan is not None else None, operator.user,
                                operator.role, reason, wall, expires)
-        with self._lock:
-            c = self._control[i]
-            before = self._state_for_audit(i)
-            end = (OverrideEnd(c.override.id, wall, "replaced", operator.user)
-                   if c.override is not None else None)
+        # Operator actions are serialised among themselves; the database write runs outside
+        # the main lock, so a slow or absent database never stalls telemetry or the loop.
+        with self._operator_lock:
+            with self._lock:
+                c = self._control[i]
+                before = self._state_for_audit(i)
+                end = (OverrideEnd(c.override.id, wall, "replaced", operator.user)
+                       if c.override is not None else None)
             after = {"override": {"action": action, "phase": phase, "plan": start.plan,
                                   "expires_at": expires.isoformat(), "reason": reason},
                      "cmd_id": cmd_id}
@@ -562,26 +583,31 @@ class TrafficService:
             except StorageError as exc:
                 raise NotRecordedError(f"not done: the action could not be recorded ({exc})") from exc
             assert new_id is not None
-            c.override = ActiveOverride(new_id, intersection_id, action, phase, start.plan,
-                                        operator.user, operator.role, reason, wall, expires)
-            self._send(i, body, "operator", wall, time.monotonic(), None, cmd_id=cmd_id)
-            if isinstance(body, PlanBody):
-                self._backlog.plans.append(PlanRecord(wall, intersection_id, "operator", body.plan,
-                                                      body.cycle_s, body.offset_s, body.splits_s,
-                                                      None, None, cmd_id))
-            log.info("%s (%s) %s on %s until %s: %s", operator.user, operator.role, action,
-                     intersection_id, expires.isoformat(), reason or "no reason given")
-            return {"override": c.override.as_dict(), "cmd_id": cmd_id, "replaced": end is not None,
-                    "edge_online": self._live.edge_online(self._live.intersections[i].edge_id)}
+            with self._lock:
+                c.override = ActiveOverride(new_id, intersection_id, action, phase, start.plan,
+                                            operator.user, operator.role, reason, wall, expires)
+                self._send(i, body, "operator", wall, time.monotonic(), None, cmd_id=cmd_id)
+                answer = {"override": c.override.as_dict(), "cmd_id": cmd_id,
+                          "replaced": end is not None,
+                          "edge_online": self._live.edge_online(self._live.intersections[i].edge_id)}
+        if isinstance(body, PlanBody):
+            self._flush(TrafficWrites(plans=[PlanRecord(wall, intersection_id, "operator", body.plan,
+                                                        body.cycle_s, body.offset_s, body.splits_s,
+                                                        None, None, cmd_id)]))
+        log.info("%s (%s) %s on %s until %s: %s", operator.user, operator.role, action,
+                 intersection_id, expires.isoformat(), reason or "no reason given")
+        return answer
 
     def release(self, intersection_id: str, operator: Operator, reason: str = "") -> dict[str, Any]:
         """End the active override; adaptive control resumes at once."""
         i = self._index_of(intersection_id)
-        with self._lock:
-            c = self._control[i]
-            ov = c.override
-            if ov is None:
-                raise NoOverrideError(f"{intersection_id} has no active override")
+        with self._operator_lock:
+            with self._lock:
+                c = self._control[i]
+                ov = c.override
+                if ov is None:
+                    raise NoOverrideError(f"{intersection_id} has no active override")
+                before = self._state_for_audit(i)
             wall = utc_now()
             command = None
             cmd_id = None
@@ -594,19 +620,22 @@ class TrafficService:
             try:
                 self._store.operator_action(
                     AuditRecord(operator.user, operator.role, "override_release", intersection_id,
-                                "done", before=self._state_for_audit(i),
-                                after={"override": None, "cmd_id": cmd_id}, detail=reason),
+                                "done", before=before, after={"override": None, "cmd_id": cmd_id},
+                                detail=reason),
                     end=OverrideEnd(ov.id, wall, "released", operator.user),
                     command=_record(command, "operator", ov.id) if command is not None else None)
             except StorageError as exc:
                 raise NotRecordedError(f"not done: the action could not be recorded ({exc})") from exc
-            c.override = None
-            if command is not None:
-                self._send(i, command.body, "operator", wall, time.monotonic(), None, cmd_id=cmd_id)
-            c.force_send = True
-            self._send_soon.add(i)
-            log.info("%s (%s) released the override of %s", operator.user, operator.role, intersection_id)
-            return {"released": ov.as_dict(), "cmd_id": cmd_id}
+            with self._lock:
+                if c.override is ov:  # not expired meanwhile (expiry sent its own release)
+                    c.override = None
+                    if command is not None:
+                        self._send(i, command.body, "operator", wall, time.monotonic(), None,
+                                   cmd_id=cmd_id)
+                    c.force_send = True
+                    self._send_soon.add(i)
+        log.info("%s (%s) released the override of %s", operator.user, operator.role, intersection_id)
+        return {"released": ov.as_dict(), "cmd_id": cmd_id}
 
     def _index_of(self, intersection_id: str) -> int:
         i = self._index.get(intersection_id)
@@ -698,7 +727,7 @@ class TrafficService:
             return {
                 "running": self._thread is not None and self._thread.is_alive(),
                 "intersections": len(self.ids), "pending_commands": len(self._pending),
-                "unstored_records": len(self._backlog), "plan_steps": self.stats.plan_steps,
+                "unstored_records": self._backlog_records, "plan_steps": self.stats.plan_steps,
                 "commands_sent": self.stats.commands_sent, "resends": self.stats.resends,
                 "acks": self.stats.acks, "rejected": self.stats.rejected,
                 "unanswered": self.stats.unanswered, "last_step_ms": round(self.stats.last_step_ms, 2),
@@ -711,30 +740,60 @@ class TrafficService:
     # ------------------------------------------------------------------ storage
 
     def _flush(self, writes: TrafficWrites) -> None:
+        """Queue one tick's records for the writer thread (never blocks on the database)."""
+        if not len(writes):
+            return
         with self._lock:
-            self._backlog.extend(writes)
-            backlog, self._backlog = self._backlog, TrafficWrites()
-        if not len(backlog):
-            return
-        try:
-            self._store.write_traffic(backlog)
-        except StorageError as exc:
-            self.stats.storage_failures += 1
-            if not self._storage_failing:
-                log.error("%s; keeping them in memory and retrying every tick", exc)
-                self._storage_failing = True
+            self._backlog.append(writes)
+            self._backlog_records += len(writes)
+            if self._backlog_records > BACKLOG_MAX:
+                self._shed()
+        self._write_wake.set()
+
+    def _shed(self) -> None:
+        """Drop the oldest plan records (commands, alarms and audit rows are kept)."""
+        dropped = 0
+        for w in self._backlog:
+            if self._backlog_records <= BACKLOG_MAX // 2:
+                break
+            dropped += len(w.plans)
+            self._backlog_records -= len(w.plans)
+            w.plans.clear()
+        if dropped:
+            log.error("database down too long: dropped the %d oldest unstored plan records", dropped)
+
+    def _write_loop(self) -> None:
+        delay_s = 0.5
+        while True:
+            stopping = self._writer_stop.is_set()
+            if not stopping:
+                self._write_wake.wait(delay_s if self._storage_failing else 1.0)
+                self._write_wake.clear()
             with self._lock:
-                backlog.extend(self._backlog)
-                if len(backlog) > BACKLOG_MAX:
-                    dropped = len(backlog.plans) // 2
-                    del backlog.plans[:dropped]
-                    log.error("database down too long: dropped the %d oldest unstored plan records "
-                              "(commands, alarms and audit rows are kept)", dropped)
-                self._backlog = backlog
-            return
-        if self._storage_failing:
-            log.info("database is back; traffic records stored again")
-            self._storage_failing = False
+                batches, self._backlog = self._backlog, []
+                records, self._backlog_records = self._backlog_records, 0
+            if batches:
+                try:
+                    self._store.write_traffic(*batches)
+                except StorageError as exc:
+                    self.stats.storage_failures += 1
+                    if not self._storage_failing:
+                        log.error("%s; kept in memory, retrying", exc)
+                        self._storage_failing = True
+                    with self._lock:
+                        self._backlog[:0] = batches
+                        self._backlog_records += records
+                    delay_s = min(delay_s * 2, 10.0)
+                    if stopping:
+                        log.error("stopping with %d traffic records not stored", self._backlog_records)
+                        return
+                    continue
+                if self._storage_failing:
+                    log.info("database is back; traffic records stored again")
+                    self._storage_failing = False
+                    delay_s = 0.5
+            if stopping:
+                return
 
 
 def _differs(a: PlanBody, b: PlanBody, threshold_s: float) -> bool:

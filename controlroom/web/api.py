@@ -60,6 +60,10 @@ def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str,
                   "of the control room.")
     keyring = keys if keys is not None else KeyRing(())
 
+    @app.exception_handler(StorageError)
+    def storage_down(request: Request, exc: StorageError) -> JSONResponse:
+        return JSONResponse({"detail": f"database unavailable: {exc}"}, status_code=503)
+
     def may_override(request: Request, intersection_id: str) -> Operator:
         operator = keyring.lookup(request.headers.get("x-api-key"))
         if operator is None:
