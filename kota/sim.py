@@ -253,9 +253,19 @@ def cmd_sim_city(args: argparse.Namespace) -> int:
         problems.append("--hours must be in (0, 24] and --demand in (0, 5]")
     if args.sumocfg and (args.hours != 2.0 or args.demand != 1.0):
         problems.append("--hours and --demand shape the generated city; use them with --generate")
+    world_only = args.world_only or args.fast
+    if not world_only and args.edges is not None and args.edges < 1:
+        problems.append("--edges must be at least 1")
+    if not world_only and args.plan_interval is not None and not 0.1 <= args.plan_interval <= 900:
+        problems.append("--plan-interval must be within 0.1..900 s")
+    if world_only and (args.database or args.edges is not None):
+        problems.append("--database and --edges start the closed loop; leave out --world-only "
+                        "and --fast")
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return EXIT_USAGE
+    if not world_only:
+        return _closed_loop(args)
     out_dir = Path(args.generate) if args.generate else Path("kota-city")
     layout_path = Path(args.layout) if args.layout else out_dir / "layout.json"
     edge_path = Path(args.edge_config) if args.edge_config else out_dir / "edge.toml"
@@ -316,25 +326,69 @@ def cmd_sim_city(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _closed_loop(args: argparse.Namespace) -> int:
+    """`kota sim city` without --world-only: the world plus every process of the loop."""
+    import os
+
+    from kota.city import StackOptions, run_closed_loop
+    from kota.settings import ConfigError, load_settings
+    from simulators.city import CityWorldError
+    from simulators.traffic.errors import ScenarioError
+
+    config = getattr(args, "config", None) or os.environ.get("KOTA_CONFIG")
+    try:
+        settings = load_settings(Path(config) if config else None)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        world = _city_world(args)
+    except (ScenarioError, CityWorldError) as exc:
+        print(f"cannot use the scenario: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    run_dir = Path(args.run_dir or args.generate or "kota-city")
+    options = StackOptions(
+        run_dir=run_dir, layout_path=Path(args.layout) if args.layout else None,
+        mqtt_url=args.mqtt, broker_port=args.broker_port, database_url=args.database,
+        edges=args.edges, http_port=args.http_port, plan_interval_s=args.plan_interval,
+        watchdog_s=args.watchdog if args.watchdog != WATCHDOG_DEFAULT_S else None, city_name=settings.site.city, timezone=settings.site.timezone,
+        log_level=getattr(args, "log_level", "INFO"))
+    return run_closed_loop(world, options, settings, json_out=args.json,
+                           metrics_path=Path(args.metrics) if args.metrics else None,
+                           title=f"The city {world.options.city!r} in the loop")
+
+
 def _add_city_parser(kinds: argparse._SubParsersAction) -> None:
     city = kinds.add_parser(
         "city", help="a SUMO city whose traffic lights are emulated controllers on Modbus TCP",
         description="Hardware in the loop without the hardware: Eclipse SUMO runs the city's "
         "traffic; every SUMO traffic light becomes an emulated controller (Modbus TCP on "
         "loopback, the register map of `kota device controller map`) whose lamps SUMO shows "
-        "and whose stop-line loops count SUMO's vehicles. Each SUMO green phase is a controller "
-        "phase; the controller's local plan is the network's own program, so a controller that "
-        "falls back looks like the city's signals. Prints each controller's address and writes "
-        "the city layout (JSON, for the control room) and a settings file for an edge agent "
-        "that polls every controller; point edge agents and the control room at them.",
+        "and whose stop-line loops count SUMO's vehicles. Around it, as real processes talking "
+        "real protocols: an MQTT broker (the embedded one as a `kota broker` process, or --mqtt "
+        "URL), PostgreSQL (the embedded server, or --database URL), the control room (`kota "
+        "controlroom run` with the city's layout: adaptive plans for every intersection) and "
+        "edge agents (`kota edge run`, the controllers split over --edges of them) polling the "
+        "controllers, publishing telemetry and applying plans. Each part is started when the "
+        "previous one is ready; Ctrl-C, SIGTERM or the end of the run stops them in reverse "
+        "order and prints the RESCO average delay. Settings files and logs go to the run "
+        "directory. With --world-only (or --fast) only SUMO and the controllers run, as a "
+        "device simulator for your own edge agents and control room.",
         epilog="Examples: `kota sim city --generate demo-city` (the project's demo city: six "
-        "intersections, mostly motorcycles, 06:00–08:00 with the 07:00 peak, real time); "
-        "`kota sim city --generate demo-city --time-scale 5 --duration 1800`; "
-        "`kota sim city --sumocfg my.sumocfg --fast --metrics m.json`. Then, in another shell: "
-        "`kota --config demo-city/edge.toml edge run`. Time: SUMO steps 1 s and the "
-        "controllers count SUMO time, so their watchdogs, minimum greens and plans run at the "
-        "chosen scale; the edge config's watchdog is widened to match. Exit codes: 0 stopped, "
-        "1 could not start (SUMO, a port), 2 bad arguments or scenario.")
+        "intersections, mostly motorcycles, 06:00–08:00 with the 07:00 peak, real time, the "
+        "whole loop on embedded broker and database); "
+        "`kota sim city --generate demo-city --time-scale 5 --duration 1800 --mqtt "
+        "mqtt://127.0.0.1:1883 --database postgresql://127.0.0.1:5432/kota`; "
+        "`kota sim city --sumocfg my.sumocfg --world-only` then `kota --config "
+        "kota-city/edge.toml edge run` in another shell; `kota sim city --sumocfg my.sumocfg "
+        "--fast --metrics m.json` (world only, as fast as SUMO goes). "
+        "Time: SUMO steps 1 s and the controllers count SUMO time (watchdogs, minimum greens "
+        "and plans run at the chosen scale; the edges' watchdog setting is widened to match), "
+        "but edge agents poll once a real second and the control room measures flows per real "
+        "second: adaptive control is faithful at --time-scale 1; 2–10 suits functional runs "
+        "(plans, faults, fallback), the core then sees X times the traffic. "
+        "Exit codes: 0 stopped, 1 could not start (SUMO, a port, a process) or a process died, "
+        "2 bad arguments or scenario.")
     city.set_defaults(func=cmd_sim_city)
     which = city.add_mutually_exclusive_group(required=True)
     which.add_argument("--sumocfg", metavar="PATH", help="run this SUMO scenario (its traffic "
@@ -354,7 +408,7 @@ def _add_city_parser(kinds: argparse._SubParsersAction) -> None:
                       "seconds per real second (default 1: real time, as edge agents and the "
                       "control room expect; 5 runs an hour in 12 minutes)")
     pace.add_argument("--fast", action="store_true", help="run as fast as SUMO goes (for "
-                      "metrics; edge agents polling once a second see only every Nth second)")
+                      "metrics; implies --world-only: edge agents poll once a real second)")
     city.add_argument("--host", default="127.0.0.1", metavar="ADDR", help="address the "
                       "controllers listen on (default 127.0.0.1; Modbus has no authentication)")
     city.add_argument("--base-port", type=int, metavar="P", help="controller k listens on "
@@ -369,8 +423,28 @@ def _add_city_parser(kinds: argparse._SubParsersAction) -> None:
                       "DIR/layout.json with --generate, else kota-city/layout.json)")
     city.add_argument("--edge-config", metavar="PATH", help="write the edge agent settings "
                       "here (default: next to the layout, edge.toml)")
-    city.add_argument("--mqtt", metavar="URL", help="broker URL for the edge config (default: "
-                      "the edge's own default)")
+    city.add_argument("--world-only", action="store_true", help="run only SUMO and the "
+                      "controllers (write the layout and an edge config; no broker, database, "
+                      "control room or edge agents)")
+    city.add_argument("--mqtt", metavar="URL", help="an external broker, e.g. "
+                      "mqtt://127.0.0.1:1883 (Mosquitto), for the control room and the edges "
+                      "(default: the embedded broker as a child process); with --world-only "
+                      "the broker written into the edge config")
+    city.add_argument("--broker-port", type=int, default=0, metavar="P", help="port of the "
+                      "embedded broker on 127.0.0.1 (default 0: a free one, printed)")
+    city.add_argument("--database", metavar="URL", help="PostgreSQL for the control room, "
+                      "e.g. postgresql://kota@127.0.0.1:5432/kota (default: [database] url of "
+                      "--config, else the embedded PostgreSQL of [database.embedded])")
+    city.add_argument("--edges", type=int, metavar="N", help="edge agent processes; the "
+                      "controllers are split evenly over them in layout order (default 2)")
+    city.add_argument("--http-port", type=int, default=0, metavar="P", help="port of the "
+                      "control room's status page and API on 127.0.0.1 (default 0: a free one, "
+                      "printed)")
+    city.add_argument("--plan-interval", type=float, metavar="S", help="how often the control "
+                      "room runs the timing core, real seconds (default: one 60 s SUMO cycle: "
+                      "60 / time scale, within 5..60)")
+    city.add_argument("--run-dir", metavar="DIR", help="settings files, edge state and logs "
+                      "of the processes (default: the --generate DIR, else kota-city)")
     city.add_argument("--tripinfo", metavar="PATH", help="keep SUMO's tripinfo output here")
     city.add_argument("--metrics", metavar="PATH", help="write the run's trip metrics (RESCO "
                       "average delay) as JSON here when it ends")
