@@ -1,94 +1,55 @@
-"""`kota demo`: the whole system on embedded defaults, in one process plus a PostgreSQL server.
+"""`kota demo`: the closed loop on the project's demo city, on embedded defaults, nothing to install.
 
-Start order: embedded PostgreSQL → schema → embedded broker → control room → edge agent.
-Stop order is the reverse, on Ctrl-C or SIGTERM, so no process is left behind and every
-message taken off the broker is stored or stays unacknowledged for the next run.
+It is `kota sim city --generate` with the settings' embedded services: SUMO runs the demo city
+(six intersections, mostly motorcycles, the morning from 06:00) at real speed, each light an
+emulated controller on Modbus TCP; the embedded PostgreSQL ([database.embedded]) and the
+embedded broker ([broker], as a `kota broker` process); the control room (`kota controlroom
+run`, status page and API on [controlroom] http_host:http_port) computing adaptive plans; two
+edge agents (`kota edge run`) polling the controllers and applying the plans. Start and stop
+order, readiness and clean-up are `kota.city`'s; this module only picks the demo's choices.
+The city, the processes' settings files, the edges' state and the logs live in
+<data_dir>/demo-city, next to the database, so that the edges' epochs keep growing with it.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
-import threading
+import sys
 
-from controlroom.app import ControlRoom
-from controlroom.broker import EmbeddedBroker
-from controlroom.storage.migrate import migrate
-from edge.app import run_agent
 from kota.settings import Settings
 
 log = logging.getLogger("kota.demo")
 
+DEMO_SEED = 1
+DEMO_EDGES = 2
+DEMO_TIME_SCALE = 1.0  # adaptive control measures flows per real second: the demo is faithful
+
 
 def run_demo(settings: Settings, *, duration_s: float | None = None, fresh: bool = False) -> int:
-    from controlroom.storage.embedded import EmbeddedPostgres
+    from kota.city import StackOptions, run_closed_loop
+    from simulators.city import CityOptions, CityWorld, DemoCity, write_demo_city
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        log.info("received %s, stopping the demo…", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-
+    if duration_s is not None and not duration_s > 0:
+        print("--duration must be positive", file=sys.stderr)
+        return 2
     data_dir = settings.site.resolved_data_dir()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    embedded: EmbeddedPostgres | None = None
-    broker: EmbeddedBroker | None = None
-    room: ControlRoom | None = None
-    edge_thread: threading.Thread | None = None
-    edge_stop = threading.Event()
-    try:
-        if settings.database.url:
-            url = settings.database.url
-        else:
-            emb = settings.database.embedded
-            embedded = EmbeddedPostgres(emb.data_dir or data_dir / "postgres", port=emb.port,
-                                        database=emb.database)
-            print("starting the embedded PostgreSQL…", flush=True)
-            url = embedded.start()
-        if fresh:
-            _drop_schema(url)
-        report = migrate(url, retention_days=settings.database.retention_days,
-                         compress_after_days=settings.database.compress_after_days)
-        log.info("database ready: %s; %d migration(s) applied", report.features.describe(),
-                 len(report.applied))
+    run_dir = data_dir / "demo-city"
+    city = DemoCity()
+    print(f"writing the demo city into {run_dir}…", flush=True)
+    files = write_demo_city(run_dir, seed=DEMO_SEED, city=city)
+    end_s = city.begin_s + duration_s * DEMO_TIME_SCALE if duration_s is not None else city.end_s
+    world = CityWorld.of_city(files, CityOptions(time_scale=DEMO_TIME_SCALE, seed=DEMO_SEED,
+                                                 end_s=min(end_s, city.end_s),
+                                                 city=settings.site.city))
+    broker = settings.broker
+    options = StackOptions(
+        run_dir=run_dir, broker_port=broker.port, database_url=settings.database.url,
+        fresh=fresh, edges=DEMO_EDGES, edge_prefix="edge-demo",
+        http_host=settings.controlroom.http_host, http_port=settings.controlroom.http_port,
+        controlroom_client_id=settings.controlroom.client_id, city_name=settings.site.city,
+        timezone=settings.site.timezone,
+        log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()))
+    rc = run_closed_loop(world, options, settings, title="Kota Pintar demo")
+    print("demo stopped.", flush=True)
+    return rc
 
-        broker = EmbeddedBroker(settings.broker)
-        broker.start()
-
-        room = ControlRoom(settings.controlroom, settings.database, url,
-                           city=settings.site.city, timezone=settings.site.timezone)
-        room.start()
-
-        edge_thread = threading.Thread(target=run_agent, args=(settings.edge, data_dir, edge_stop),
-                                       name="kota-edge")
-        edge_thread.start()
-
-        print(f"\nKota Pintar demo is running.\n  status page: {room.url}\n  API:         {room.url}api/"
-              f"intersections\n  broker:      {broker.url}\n  database:    {url}\n"
-              f"Press Ctrl-C to stop.\n", flush=True)
-        if not stop.wait(duration_s):
-            stop.set()
-        return 0
-    finally:
-        print("stopping…", flush=True)
-        edge_stop.set()
-        if edge_thread is not None:
-            edge_thread.join(15)
-        if room is not None:
-            room.stop()
-        if broker is not None:
-            broker.stop()
-        if embedded is not None and embedded.launched:
-            embedded.stop()  # only a server this demo started; one from `kota db start` stays
-        print("demo stopped.", flush=True)
-
-
-def _drop_schema(url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    log.info("dropped the demo's stored data (--fresh)")
