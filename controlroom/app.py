@@ -73,7 +73,6 @@ class ControlRoom:
                             self._settings.ingest.shared_group)
             self.traffic = TrafficService(traffic, *layout, self.store, self.link.publish,
                                           self.link.connected.is_set)
-            self.ingest.on_decoded = self.traffic.observe
             # Edges keep their controllers on central plans only while they hear us; a stalled
             # control loop must therefore fall silent (a few ticks late is still alive).
             alive_within_s = max(2.0, 10 * traffic.tick_s)
@@ -103,6 +102,9 @@ class ControlRoom:
     def _on_message(self, topic: str, payload: bytes, qos: int, mid: int) -> None:
         assert self.ingest is not None
         self.ingest.offer(Inbound(topic, payload, qos, mid, time.monotonic()))
+        # The traffic service reads its own copy, so control never waits for storage.
+        if self.traffic is not None:
+            self.traffic.offer(topic, payload)
 
     def health(self) -> dict[str, Any]:
         assert self.ingest is not None and self.link is not None

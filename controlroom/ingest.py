@@ -96,9 +96,6 @@ class Ingest:
         self._thread: threading.Thread | None = None
         self.stats = IngestStats()
         self.on_stored: Callable[[Batch, list[float]], None] | None = None
-        # Called with each valid, de-duplicated batch before it is stored, so control (the
-        # traffic service) keeps seeing the street while the database is down. It must be quick.
-        self.on_decoded: Callable[[Batch], None] | None = None
 
     def set_ack(self, ack: Callable[[int, int], None]) -> None:
         self._ack = ack
@@ -184,8 +181,6 @@ class Ingest:
                 self.stats.rejected["not_handled_yet"] += 1
                 continue
             received_at.append(item.received_at)
-        if self.on_decoded is not None and len(batch):
-            self.on_decoded(batch)
         self._write_until_stored(batch)
         self.stats.batches += 1
         self.stats.stored += len(batch)

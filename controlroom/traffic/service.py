@@ -1,20 +1,20 @@
 """The traffic service: live state in, the timing core every plan interval, plans out as
 commands, acks tracked, alarms raised and cleared, operator overrides in force.
 
-Threads: the ingest writer calls `observe` with each validated, de-duplicated batch before it
-stores it (it only updates arrays under the lock), so control sees the street even while the
-database is down; the service's own thread (`kota-traffic`) does the rest every `tick_s`; a
-writer thread (`kota-traffic-store`) stores each tick's records in order; the web API calls
-the operator methods. Nothing runs on the MQTT network thread and the control loop never
-waits for the database: if it is down, records wait in memory and control carries on (the
-street matters more than its paperwork), except operator actions, which are refused unless
-their audit row is stored first.
+Threads: the MQTT network thread only `offer`s traffic and edge-state messages to a bounded
+inbox (ingest gets its own copy to store); the service's thread (`kota-traffic`) decodes them
+and does the rest every `tick_s`; a writer thread (`kota-traffic-store`) stores each tick's
+records in order; the web API calls the operator methods. The control loop never waits for
+the database: it sees the street through its own copy of the messages, and while the database
+is down its records wait in memory and control carries on (the street matters more than its
+paperwork) — except operator actions, which are refused unless their audit row is stored first.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import queue
 import threading
 import time
 import uuid
@@ -45,12 +45,19 @@ from controlroom.traffic.alarms import AlarmBook, AlarmCode, Condition
 from controlroom.traffic.layout import CityLayout
 from controlroom.traffic.live import LiveState
 from edge.contract import (
+    TOPIC_ROOT,
     CommandAck,
+    ContractError,
+    EdgeState,
+    Kind,
     OverrideBody,
     PlanBody,
     TrafficCommand,
+    TrafficEvent,
+    TrafficTelemetry,
     UnitMode,
     command_topic,
+    decode,
     encode,
     utc_now,
 )
@@ -63,6 +70,10 @@ LOCAL_MODES = frozenset({UnitMode.LOCAL_FIXED, UnitMode.LOCAL_ACTUATED})
 DARK_MODES = frozenset({UnitMode.FLASH, UnitMode.OFF})
 RECENT_COMMANDS = 20_000  # cmd_id → intersection, for acks that arrive after we gave up
 BACKLOG_MAX = 500_000  # records kept in memory while the database is down
+INBOX_MAX = 200_000  # messages between the network thread and the loop
+SEEN_ACKS = 20_000  # (cmd_id, status) already handled: QoS 1 redeliveries change nothing
+# What the service reads of the edges' messages (ingest stores everything).
+_TRAFFIC_PREFIXES = (f"{TOPIC_ROOT}/traffic/", f"{TOPIC_ROOT}/edge/")
 PLAN_SPLIT_TOLERANCE_S = 0.5
 
 OverrideAction = Literal["hold", "force", "flash", "plan"]
@@ -159,6 +170,7 @@ class ServiceStats:
     last_step_ms: float = 0.0
     last_plan_at: datetime | None = None
     not_sent: dict[str, int] = field(default_factory=dict)
+    inbox_overflow: int = 0
 
 
 class TrafficService:
@@ -185,6 +197,8 @@ class TrafficService:
         self._core: State = initial_state(structure)
         self._lock = threading.RLock()
         self._acks: list[tuple[str, CommandAck]] = []
+        self._inbox: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=INBOX_MAX)
+        self._seen_acks: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._pending: dict[str, Pending] = {}
         self._recent: OrderedDict[str, int] = OrderedDict()
         self._send_soon: set[int] = set()
@@ -262,8 +276,48 @@ class TrafficService:
 
     # ------------------------------------------------------------------ ingest side
 
+    def offer(self, topic: str, payload: bytes) -> None:
+        """Called on the MQTT network thread for every message: enqueue what matters, return."""
+        if not topic.startswith(_TRAFFIC_PREFIXES):
+            return
+        try:
+            self._inbox.put_nowait((topic, payload))
+        except queue.Full:
+            self.stats.inbox_overflow += 1
+            if self.stats.inbox_overflow == 1 or self.stats.inbox_overflow % 10_000 == 0:
+                log.error("traffic service inbox full (%d messages): the control loop is too slow",
+                          INBOX_MAX)
+
+    def _drain_inbox(self) -> None:
+        """Decode what arrived since the last tick (invalid messages are ingest's to count)."""
+        batch = Batch()
+        while True:
+            try:
+                topic, payload = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                message = decode(topic, payload)
+            except ContractError:
+                continue
+            p = message.payload
+            if message.kind is Kind.TELEMETRY:
+                assert isinstance(p, TrafficTelemetry)
+                batch.telemetry.append(p)
+            elif message.kind is Kind.EVENT:
+                assert isinstance(p, TrafficEvent)
+                batch.events.append(p)
+            elif message.kind is Kind.COMMAND_ACK:
+                assert isinstance(p, CommandAck)
+                batch.acks.append((message.route.spec.domain, p))
+            elif message.kind is Kind.EDGE_STATE:
+                assert isinstance(p, EdgeState)
+                batch.edge_states.append(p)
+        if len(batch):
+            self.observe(batch)
+
     def observe(self, batch: Batch) -> None:
-        """Ingest's hook for each decoded batch (its writer thread): update arrays, queue acks."""
+        """Take decoded edge messages into the live state; acks wait for the tick."""
         now = time.monotonic()
         wall = utc_now()
         with self._lock:
@@ -278,6 +332,7 @@ class TrafficService:
     # ------------------------------------------------------------------ the loop
 
     def tick(self) -> None:
+        self._drain_inbox()
         now = time.monotonic()
         wall = utc_now()
         writes = TrafficWrites()
@@ -407,6 +462,12 @@ class TrafficService:
 
     def _take_acks(self, acks: list[tuple[str, CommandAck]], writes: TrafficWrites) -> None:
         for _, ack in acks:
+            seen = (ack.cmd_id, ack.status)
+            if seen in self._seen_acks:
+                continue  # a redelivery or an edge repeating itself
+            self._seen_acks[seen] = None
+            while len(self._seen_acks) > SEEN_ACKS:
+                self._seen_acks.popitem(last=False)
             self.stats.acks += 1
             i = self._recent.get(ack.cmd_id)
             if i is None:
@@ -733,7 +794,8 @@ class TrafficService:
                 "unanswered": self.stats.unanswered, "last_step_ms": round(self.stats.last_step_ms, 2),
                 "last_plan_at": self.stats.last_plan_at.isoformat() if self.stats.last_plan_at else None,
                 "not_sent": dict(self.stats.not_sent), "unknown_telemetry": self._live.unknown,
-                "replayed_telemetry": self._live.replayed,
+                "replayed_telemetry": self._live.replayed, "inbox": self._inbox.qsize(),
+                "inbox_overflow": self.stats.inbox_overflow,
                 "open_alarms": len(self._alarms.open),
             }
 

@@ -350,3 +350,31 @@ def test_saturation_for_several_plan_steps_raises_an_alarm(make_setup: Callable[
     assert view["computed"]["ds_max"] > 0.95
     s.edge.rate_veh_s[a] = 0.0
     wait_for(lambda: ("saturation", "") not in s.open_alarms(a), timeout_s=15, what="saturation cleared")
+
+
+@EMBEDDED_ONLY
+def test_control_goes_on_through_a_database_outage_and_nothing_is_lost(
+        make_setup: Callable[..., Setup], pg_server: str) -> None:
+    s = make_setup(n=1, refresh_s=0.4)  # a command every plan step
+    (a,) = s.ids
+    wait_for(lambda: s.edge.commands_for(a, c.PlanBody), what="adaptive plans")
+    dbname = psycopg.conninfo.conninfo_to_dict(s.pg_url)["dbname"]
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE {dbname} ALLOW_CONNECTIONS false")
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                      (dbname,))
+        try:
+            sent_before = len(s.edge.commands_for(a, c.PlanBody))
+            wait_for(lambda: len(s.edge.commands_for(a, c.PlanBody)) >= sent_before + 3,
+                     what="plans sent while the database is down")
+            assert s.room.link.connected.is_set() and s.room.traffic is not None
+            assert s.room.traffic.alive(1.0)
+            during = [x.cmd_id for x in s.edge.commands_for(a, c.PlanBody)[sent_before:]]
+        finally:
+            admin.execute(f"ALTER DATABASE {dbname} ALLOW_CONNECTIONS true")
+    # Back: every command sent meanwhile is stored, with its acks.
+    wait_for(lambda: s.rows("SELECT count(*) FROM traffic_command WHERE cmd_id = ANY(%s) "
+                            "AND status = 'applied'", during) == [(len(during),)],
+             timeout_s=60, what="commands of the outage stored")
+    assert not [x for x in s.api(f"alarms?state=all&intersection={a}").json()
+                if x["code"] == "controller_offline"]
