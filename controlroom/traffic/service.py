@@ -520,9 +520,13 @@ class TrafficService:
             else:
                 continue
             self.stats.unanswered += 1
+            c.force_send = True
+            if self._not_sendable(p.index, now) in ("edge_offline", "controller_offline"):
+                # Its edge or controller went away meanwhile; that alarm says why already.
+                log.info("intersection %s: %s (offline)", self.ids[p.index], detail)
+                continue
             log.warning("intersection %s: %s", self.ids[p.index], detail)
             c.unanswered_alarm, c.unanswered_detail = True, detail
-            c.force_send = True
 
     # ------------------------------------------------------------------ alarms
 

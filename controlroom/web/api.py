@@ -100,7 +100,8 @@ def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str,
             body["database"] = {"ok": True, "now": store.ping().isoformat()}
         except StorageError as exc:
             body["database"] = {"ok": False, "error": str(exc)}
-        healthy = body["database"]["ok"] and body.get("mqtt", {}).get("connected", False)
+        traffic_ok = body.get("traffic") is None or body["traffic"]["running"]
+        healthy = body["database"]["ok"] and body.get("mqtt", {}).get("connected", False) and traffic_ok
         body["status"] = "ok" if healthy else "degraded"
         return JSONResponse(body, status_code=200 if healthy else 503)
 
