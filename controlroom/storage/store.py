@@ -408,6 +408,7 @@ class Store:
                         (start.intersection_id, start.action, start.phase,
                          json.dumps(start.plan) if start.plan is not None else None, start.user_name,
                          start.role, start.reason, start.created_at, start.expires_at)).fetchone()
+                    assert row is not None  # RETURNING of an INSERT that did not raise
                     new_id = int(row[0])
                 if command is not None:
                     if start is not None:

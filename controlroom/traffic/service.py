@@ -425,7 +425,8 @@ class TrafficService:
             return True
         if live.mode is not UnitMode.CENTRAL:  # fell back to local: win it back
             return True
-        if now - c.sent_mono >= self._settings.refresh_s:
+        # Less a tick: plan steps land on ticks, so "one refresh_s later" may be a hair short.
+        if now - c.sent_mono >= self._settings.refresh_s - self._settings.tick_s:
             return True
         assert c.computed is not None
         return _differs(c.sent, c.computed, self._settings.change_threshold_s)
@@ -594,7 +595,7 @@ class TrafficService:
                                             detail="expired; adaptive control resumes"))
             c.override = None
             if ov.action in ("hold", "force", "flash"):
-                self._send(i, OverrideBody(action="release"), "system", wall, now, writes)
+                self._send(i, OverrideBody(action="release", phase=None), "system", wall, now, writes)
             c.force_send = True
             self._send_soon.add(i)
             log.info("override %d of %s expired; adaptive control resumes", ov.id, ov.intersection_id)
@@ -681,7 +682,7 @@ class TrafficService:
                 command = TrafficCommand(
                     ts=wall, cmd_id=cmd_id, issuer=ISSUER, intersection_id=intersection_id,
                     expires_at=wall + timedelta(seconds=self._settings.command_ttl_s),
-                    body=OverrideBody(action="release"))
+                    body=OverrideBody(action="release", phase=None))
             try:
                 self._store.operator_action(
                     AuditRecord(operator.user, operator.role, "override_release", intersection_id,
