@@ -156,6 +156,8 @@ class Control:
     unanswered_alarm: bool = False
     unanswered_detail: str = ""
     override: ActiveOverride | None = None
+    central_seen: bool = False  # its controller ran a central plan since the service started
+    local_since: float | None = None  # time.monotonic() since it reports a local mode
 
 
 @dataclass
@@ -348,6 +350,7 @@ class TrafficService:
                 self._send_computed(i, now, wall, writes)
             self._send_soon.clear()
             self._retry(now, wall, writes)
+            self._track_modes(now)
             if now - self._started_mono >= self._settings.stale_after_s:
                 self._alarms.update(self._conditions(now), wall, writes)
         self._flush(writes)
@@ -553,7 +556,8 @@ class TrafficService:
                         else "no telemetry since the control room started")
                 out.append(Condition(AlarmCode.CONTROLLER_OFFLINE, iid, text))
             else:
-                if live.mode in LOCAL_MODES and c.override is None:
+                if live.mode in LOCAL_MODES and c.override is None and (
+                        c.central_seen or now - (c.local_since or now) > self._first_plan_grace_s(i)):
                     out.append(Condition(AlarmCode.LOCAL_FALLBACK, iid,
                                          f"controller runs its local plan ({live.mode.value}) "
                                          "instead of adaptive control", data={"mode": live.mode.value}))
@@ -580,6 +584,21 @@ class TrafficService:
                                      f"{self._settings.ds_alarm:g} for {c.ds_high_steps} plan steps",
                                      data={"ds_max": round(c.ds_max, 3)}))
         return out
+
+    def _track_modes(self, now: float) -> None:
+        for live, c in zip(self._live.intersections, self._control, strict=True):
+            if not live.fresh(now, self._settings.stale_after_s):
+                continue
+            if live.mode is UnitMode.CENTRAL:
+                c.central_seen, c.local_since = True, None
+            elif live.mode in LOCAL_MODES and c.local_since is None:
+                c.local_since = now
+
+    def _first_plan_grace_s(self, i: int) -> float:
+        """How long a controller may stay local before it first takes a central plan: the
+        first plan step, then the rest of its cycle (it switches only at a safe point)."""
+        cycle_s = self._structure.cycle_max_ds[i] / 10
+        return self._settings.plan_interval_s + cycle_s + self._settings.stale_after_s
 
     # ------------------------------------------------------------------ overrides
 

@@ -341,6 +341,22 @@ def test_street_alarms_raise_and_clear(make_setup: Callable[..., Setup]) -> None
 
 
 @EMBEDDED_ONLY
+def test_a_controller_still_on_its_local_plan_at_start_is_not_a_fallback(
+        make_setup: Callable[..., Setup]) -> None:
+    s = make_setup(n=1)
+    (a,) = s.ids
+    s.edge.mode[a] = "local_fixed"  # as controllers boot, until the first plan's safe point
+    wait_for(lambda: len(s.edge.commands_for(a, c.PlanBody)) >= 3, what="plans sent to win it")
+    assert ("local_fallback", "") not in s.open_alarms(a)
+    s.edge.mode[a] = "central"
+    wait_for(lambda: s.api(f"intersections/{a}").json()["plan"]["source"] == "adaptive",
+             what="central on the adaptive plan")
+    s.edge.mode[a] = "local_fixed"  # now it fell back (watchdog, cabinet switch)
+    wait_for(lambda: ("local_fallback", "") in s.open_alarms(a), what="fallback alarm")
+    assert s.api(f"intersections/{a}").json()["plan"]["source"] == "local_fallback"
+
+
+@EMBEDDED_ONLY
 def test_saturation_for_several_plan_steps_raises_an_alarm(make_setup: Callable[..., Setup]) -> None:
     s = make_setup(n=1, plan_interval_s=1.0, ds_alarm_cycles=2)
     (a,) = s.ids
