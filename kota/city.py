@@ -166,7 +166,10 @@ def to_toml(doc: Mapping[str, Any], prefix: str = "") -> str:
 def write_settings(path: Path, doc: Mapping[str, Any], header: str) -> Path:
     """Write a `kota` settings file, refused here (naming the key) rather than by the child."""
     text = "".join(f"# {line}\n" for line in header.splitlines()) + to_toml(doc)
-    Settings.model_validate(tomllib.loads(text))
+    try:
+        Settings.model_validate(tomllib.loads(text))
+    except ValueError as exc:  # pydantic's ValidationError names the key
+        raise StackError(f"the settings written to {path} are refused: {exc}") from exc
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     partial.write_text(text, encoding="utf-8")
