@@ -105,6 +105,9 @@ class TrafficSettings(_Section):
                             "ds_alarm_cycles plan steps, raises the saturation alarm.")
     ds_alarm_cycles: int = Field(3, ge=1, le=1000, description="Consecutive plan steps above "
                                  "ds_alarm before the alarm.")
+    ds_clear: float = Field(0.9, gt=0, le=10, description="The saturation alarm clears when the "
+                            "degree of saturation falls below this (under ds_alarm, so that it "
+                            "does not flap).")
     det_count: Literal["interval", "cumulative"] = Field(
         "interval", description="What telemetry det_count holds: vehicles counted since the "
         "edge's previous poll (interval; what the edge agent sends) or the controller's wrapping "
@@ -122,6 +125,8 @@ class TrafficSettings(_Section):
     def _default_within_max(self) -> TrafficSettings:
         if self.override_default_s > self.override_max_s:
             raise ValueError("override_default_s must not exceed override_max_s")
+        if self.ds_clear > self.ds_alarm:
+            raise ValueError("ds_clear must not exceed ds_alarm")
         return self
 
 

@@ -383,7 +383,11 @@ class TrafficService:
                 c.computed_ds = tuple(round(float(v), 3) for v in ds)
                 c.ds_max = float(ds.max()) if ds.size else 0.0
                 if self._live.intersections[i].fresh(now, self._settings.stale_after_s):
-                    c.ds_high_steps = c.ds_high_steps + 1 if c.ds_max > self._settings.ds_alarm else 0
+                    # Hysteresis: counts up above ds_alarm, starts over only below ds_clear.
+                    if c.ds_max > self._settings.ds_alarm:
+                        c.ds_high_steps += 1
+                    elif c.ds_max < self._settings.ds_clear:
+                        c.ds_high_steps = 0
                 self._send_computed(i, now, wall, writes)
         self.stats.plan_steps += 1
         self.stats.last_plan_at = wall
