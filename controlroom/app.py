@@ -57,6 +57,14 @@ class ControlRoom:
         return f"http://{self._settings.http_host}:{self.http_port}/"
 
     def start(self) -> None:
+        """Start everything, or — if any part fails — stop what was started and re-raise."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
         traffic = self._settings.traffic
         layout = load_layout(traffic.layout) if traffic.layout is not None else None
         self._pool = open_pool(self._conninfo, self._database.pool_min, self._database.pool_max)

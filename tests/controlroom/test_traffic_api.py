@@ -4,15 +4,21 @@ The control room runs for real; the test is the edge over MQTT (see test_traffic
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
+import pytest
 
 from controlroom.app import ControlRoom
 from controlroom.settings import ControlRoomSettings, DatabaseSettings
 from controlroom.storage.migrate import migrate
+from controlroom.traffic.layout import LayoutError
 from edge import contract as c
 from tests.controlroom import test_traffic_service as world
 from tests.controlroom.test_traffic_service import OPERATOR_KEY, VIEWER_KEY, Setup, wait_for
@@ -196,3 +202,28 @@ def test_without_a_layout_the_operator_endpoints_say_why(mqtt_url: str, pg_url: 
         assert httpx.get(f"{room.url}api/health", timeout=5).json()["traffic"] is None
     finally:
         room.stop()
+
+
+# uvicorn's thread dies of the taken port: that is the failure under test.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_failed_start_stops_what_it_started(mqtt_url: str, pg_url: str, tmp_path: Path) -> None:
+    migrate(pg_url)
+    missing = ControlRoomSettings(mqtt=c.MqttEndpoint(url=mqtt_url), client_id="cr-bad", http_port=0,
+                                  traffic={"layout": tmp_path / "nowhere.json"})
+    room = ControlRoom(missing, DatabaseSettings(), pg_url, city="Kota Uji", timezone="Asia/Makassar")
+    with pytest.raises(LayoutError, match="cannot read"):
+        room.start()
+    assert room.store is None  # nothing was opened
+    layout = tmp_path / "city.json"
+    layout.write_text(json.dumps(world.layout_for(["J1"])), encoding="utf-8")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = ControlRoomSettings(mqtt=c.MqttEndpoint(url=mqtt_url), client_id="cr-busy",
+                                   http_port=taken.getsockname()[1], traffic={"layout": layout})
+        room = ControlRoom(busy, DatabaseSettings(), pg_url, city="Kota Uji", timezone="Asia/Makassar")
+        with pytest.raises(RuntimeError, match="port"):
+            room.start()
+    assert room.traffic is not None and not room.traffic.alive(60)
+    assert not any(t.name in ("kota-traffic", "kota-traffic-store", "kota-heartbeat", "kota-ingest")
+                   and t.is_alive() for t in threading.enumerate())
