@@ -77,15 +77,14 @@ class Watcher:
                                   client_id=f"test-watch-{uuid.uuid4().hex[:8]}")
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, *_: c.subscribe([("kota/v1/traffic/+/event", 1),
-                                                            ("kota/v1/traffic/+/cmd_ack", 1),
-                                                            ("kota/v1/controlroom/state", 1)])
+                                                            ("kota/v1/traffic/+/cmd_ack", 1)])
         self.client.connect(ep.host, ep.port, 10)
         self.client.loop_start()
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         with self._lock:
             self.messages.append((msg.topic, {**json.loads(msg.payload),
-                                              "_at": time.monotonic()}))
+                                                                   "_at": time.monotonic()}))
 
     def of(self, leaf: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -229,15 +228,19 @@ def test_adaptive_plans_reach_the_controllers_and_change_sumos_signals(
         sent = view(stack, iid)["plan"]["sent"]
         running = controller(stack, iid)["plan"]
         assert running.cycle_ds == round(sent["cycle_s"] * 10), (iid, sent, running)
-    greens = sumo_greens(stack, 0, 2.5)
+    greens = sumo_greens(stack, 0, 2.2)
     shown = [g for phase in greens for g in phase]
     assert shown and any(abs(g - LOCAL_GREEN_S) > 2 for g in shown), (
         f"SUMO still shows the local plan's {LOCAL_GREEN_S:g} s greens: {greens}")
 
 
-def test_an_operators_plan_runs_exactly_in_sumo(stack: CityStack) -> None:
+def test_an_operators_plan_runs_exactly_in_sumo(stack: CityStack,
+                                                request: pytest.FixtureRequest) -> None:
     """A plan that the core does not change under us: SUMO's greens are its splits minus the
-    city's 3 s yellow and 1 s all-red, through API → MQTT → edge → Modbus → controller → SUMO."""
+    city's 3 s yellow and 1 s all-red, through API → MQTT → edge → Modbus → controller → SUMO.
+    On one backend only (it waits for the controller to walk onto the plan's offset)."""
+    if stack.broker is None:
+        pytest.skip("shown on the embedded backend; the path does not depend on the broker")
     iid = ids(stack)[0]
     key = {"X-API-Key": stack.operator_key, "Content-Type": "application/json"}
 
@@ -247,7 +250,7 @@ def test_an_operators_plan_runs_exactly_in_sumo(stack: CityStack) -> None:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return json.loads(resp.read())
 
-    post("plan", {"plan": 9, "cycle_s": 90, "offset_s": 0, "splits_s": [30, 60],
+    post("plan", {"plan": 9, "cycle_s": 60, "offset_s": 0, "splits_s": [20, 40],
                   "duration_s": 600, "reason": "test"})
     try:
         wait_for(lambda: controller(stack, iid)["plan"].number == 9, 30,
@@ -255,10 +258,10 @@ def test_an_operators_plan_runs_exactly_in_sumo(stack: CityStack) -> None:
         # The controller first walks its cycle onto the plan's offset (greens shortened by up
         # to 20 % a cycle), then runs the plan as written.
         def exact(greens: list[list[float]]) -> bool:
-            return all(g and abs(g[-1] - want) <= 1.0 for g, want in zip(greens, (26, 56),
+            return all(g and abs(g[-1] - want) <= 1.0 for g, want in zip(greens, (16, 36),
                                                                          strict=True))
 
-        greens = sumo_greens(stack, 0, 7, exact)
+        greens = sumo_greens(stack, 0, 8, exact)
         assert exact(greens), greens
     finally:
         post("release", {"reason": "test done"})
@@ -333,32 +336,34 @@ def test_control_room_killed_every_controller_falls_back_within_its_watchdog(
     killed = time.monotonic()
     stack.controlroom.kill()
 
-    def offline_at() -> float | None:
-        wills = [m["_at"] for m in watcher.of("state") if m.get("status") == "offline"
-                 and m["_at"] > killed]
-        return wills[0] if wills else None
+    def edge_devices() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for part in stack.edges:
+            out.update(read_status(part.state_dir, utc_now())["devices"])
+        return out
 
-    will_at = wait_for(offline_at, 20, "the broker's will for the killed control room")
-    expired = wait_for(lambda: (time.monotonic() - will_at) if all(
+    # The edges stop feeding the watchdogs when the broker sends the control room's will
+    # (at once on a closed socket, else after 1.5 × keep-alive). On a shared Mosquitto another
+    # control room's retained "online" (another test run) can keep them feeding until their
+    # liveness window (30 s) ends: the contract has one control room per broker.
+    stopped = wait_for(lambda: (time.monotonic() - killed) if not any(
+        d["watchdog"]["feeding"] for d in edge_devices().values()) else None, 45,
+        "every edge to stop feeding its controllers' watchdogs")
+    if stack.broker is not None:
+        assert stopped <= 1.5 * KEEPALIVE_S + 2.0, f"edges fed the watchdogs {stopped:.1f} s on"
+    expired = wait_for(lambda: (time.monotonic() - killed - stopped) if all(
         controller(stack, i)["watchdog_expired"] for i in ids(stack)) else None, 30,
         "every controller's central watchdog expired")
-    # The edges stop feeding the watchdogs on the will; the watchdog counts SUMO time.
-    budget_s = WATCHDOG_S / SCALE + 2 * 1.0 + 1.0  # + two edge polls + a margin
-    assert expired <= budget_s, (f"watchdogs expired {expired:.1f} s after the will "
-                                 f"({will_at - killed:.1f} s after the kill), budget {budget_s:g} s")
+    budget_s = WATCHDOG_S / SCALE + 2 * 1.0 + 1.0  # the watchdog, two edge polls, a margin
+    assert expired <= budget_s, (f"watchdogs expired {expired:.1f} s after the last kick "
+                                 f"({stopped:.1f} s after the kill), budget {budget_s:g} s")
     # The local plan takes over at the next safe point (the end of the running cycle).
     wait_for(lambda: all(controller(stack, i)["mode"] in (UnitMode.LOCAL_FIXED,
                                                           UnitMode.LOCAL_ACTUATED)
                          for i in ids(stack)), 20, "every controller on its local plan")
     # The edges report it: to technicians at once (`kota edge status`), to the control room
     # when it is back (the outbox holds events while it is offline; see the next test).
-    def edge_view() -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for part in stack.edges:
-            out.update(read_status(part.state_dir, utc_now())["devices"])
-        return out
-
-    devices = wait_for(lambda: (v := edge_view()) and all(
+    devices = wait_for(lambda: (v := edge_devices()) and all(
         d["mode"] in ("local_fixed", "local_actuated") and d["watchdog"]["expired"]
         and not d["watchdog"]["feeding"] for d in v.values()) and v, 10,
         "every edge's status showing the fallback")
