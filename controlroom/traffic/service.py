@@ -769,6 +769,12 @@ class TrafficService:
             return live.mode.value
         return "adaptive" if c.sent_source == "adaptive" else "central"
 
+    def sources(self) -> dict[str, str]:
+        """Where each intersection's signal timing comes from now (for the wall map)."""
+        now = time.monotonic()
+        with self._lock:
+            return {iid: self._source(i, now) for i, iid in enumerate(self.ids)}
+
     def snapshot(self, intersection_id: str) -> dict[str, Any] | None:
         i = self._index.get(intersection_id)
         if i is None:

@@ -113,6 +113,7 @@ def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str,
              summary="Every intersection: edge, online state, mode and last telemetry")
     def get_intersections() -> list[dict[str, Any]]:
         now = datetime.now(UTC)
+        sources = traffic.sources() if traffic is not None else {}
         out = []
         for row in store.intersections():
             last = row["last_ts"]
@@ -120,6 +121,7 @@ def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str,
             fresh = age_s is not None and age_s <= stale_after_s
             row["online"] = bool(row.pop("edge_online")) and fresh
             row["age_s"] = round(age_s, 1) if age_s is not None else None
+            row["plan_source"] = sources.get(row["intersection_id"])
             out.append(_jsonable(row))
         return out
 
@@ -186,6 +188,22 @@ def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str,
                      operator: Annotated[Operator, Depends(may_override)]) -> dict[str, Any]:
         svc = service()
         return act(lambda: svc.release(intersection_id, operator, request.reason))
+
+    def may_audit(request: Request) -> Operator:
+        operator = keyring.lookup(request.headers.get("x-api-key"))
+        if operator is None:
+            raise HTTPException(401, "missing or unknown X-API-Key",
+                                headers={"WWW-Authenticate": "X-API-Key"})
+        if operator.role not in ("supervisor", "admin"):
+            raise HTTPException(403, f"role {operator.role} may not read the audit log "
+                                "(supervisor or admin may)")
+        return operator
+
+    @app.get("/api/audit", summary="The audit log of operator actions, newest first "
+             "(supervisor, admin)")
+    def get_audit(operator: Annotated[Operator, Depends(may_audit)],
+                  limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> list[dict[str, Any]]:
+        return [_jsonable(r) for r in store.audit_log(limit)]
 
     @app.get("/api/site", summary="City name and time zone the pages show")
     def get_site() -> dict[str, str]:

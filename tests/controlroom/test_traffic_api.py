@@ -21,7 +21,13 @@ from controlroom.storage.migrate import migrate
 from controlroom.traffic.layout import LayoutError
 from edge import contract as c
 from tests.controlroom import test_traffic_service as world
-from tests.controlroom.test_traffic_service import OPERATOR_KEY, VIEWER_KEY, Setup, wait_for
+from tests.controlroom.test_traffic_service import (
+    OPERATOR_KEY,
+    SUPERVISOR_KEY,
+    VIEWER_KEY,
+    Setup,
+    wait_for,
+)
 
 make_setup = world.make_setup  # the same fixture: a control room with a layout and a fake edge
 
@@ -99,6 +105,10 @@ def test_override_takes_precedence_until_released(make_setup: Callable[..., Setu
     assert rows[1][7] == "ambulance passed"
     ended = s.rows("SELECT action, user_name, end_reason, ended_by FROM traffic_override")
     assert ended == [("force", "budi", "released", "budi")]
+    assert s.api("audit", headers={"X-API-Key": OPERATOR_KEY}).status_code == 403
+    log = s.api("audit", headers={"X-API-Key": SUPERVISOR_KEY}).json()
+    assert [x["action"] for x in log] == ["override_release", "override_force"]
+    assert log[1]["after"]["override"]["phase"] == 2 and log[1]["user_name"] == "budi"
 
 
 def test_overrides_expire_by_themselves(make_setup: Callable[..., Setup]) -> None:
@@ -179,6 +189,8 @@ def test_read_endpoints(make_setup: Callable[..., Setup]) -> None:
     assert view["last_command"] is None and view["stored"]["plan"] == 3
 
     wait_for(lambda: s.api(f"intersections/{a}").json()["last_command"], what="a command")
+    listed = {x["intersection_id"]: x for x in s.api("intersections").json()}
+    assert listed[a]["plan_source"] in ("adaptive", "central") and listed[stray]["plan_source"] is None
     view = s.api(f"intersections/{a}").json()
     assert set(view) >= {"intersection_id", "in_layout", "stored", "name", "live", "plan", "computed",
                          "override", "last_command", "alarms"}

@@ -34,6 +34,7 @@ OPERATOR_KEY = "op-key-0123456789abcdef"
 EMBEDDED_ONLY = pytest.mark.parametrize(("mqtt_url", "pg_server"), [("embedded", "embedded")],
                                         indirect=True)
 VIEWER_KEY = "viewer-key-0123456789ab"
+SUPERVISOR_KEY = "supervisor-key-0123456789"
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
@@ -201,7 +202,8 @@ def make_setup(mqtt_url: str, pg_url: str, tmp_path: Path) -> Iterator[Callable[
                      "ack_timeout_s": 0.3, "max_retries": 1, "stale_after_s": 1.0,
                      "command_ttl_s": 10, "ds_alarm_cycles": 2, **traffic},
             api_keys=[{"user": "budi", "role": "operator", "key": OPERATOR_KEY},
-                      {"user": "sari", "role": "viewer", "key": VIEWER_KEY}])
+                      {"user": "sari", "role": "viewer", "key": VIEWER_KEY},
+                      {"user": "ani", "role": "supervisor", "key": SUPERVISOR_KEY}])
         room = ControlRoom(settings, DatabaseSettings(), pg_url, city="Kota Uji", timezone="Asia/Makassar")
         room.start()
         wait_for(room.link.connected.is_set, what="control room connected")
