@@ -207,9 +207,11 @@ class Child:
     log_path: Path
     log_level: str = "INFO"
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    log_offset: int = 0  # where this start's lines begin in the log
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         argv = [sys.executable, "-m", "kota", "--config", str(self.config),
                 "--log-level", self.log_level, *self.args]
         with open(self.log_path, "ab") as out:
@@ -234,6 +236,15 @@ class Child:
         if self.proc is None or self.proc.poll() is None:
             return None
         return f"{self.name} exited with code {self.proc.returncode}"
+
+    def output(self) -> str:
+        """What the child wrote since its last start."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_offset)
+                return f.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
 
     def tail(self, lines: int = LOG_TAIL_LINES) -> str:
         try:
@@ -400,13 +411,28 @@ class CityStack:
                                 "The embedded MQTT broker of this run (`kota broker`).")
         self.broker = Child("broker", ["broker"], config, self.run_dir / "logs" / "broker.log",
                             self.options.log_level)
-        self.broker.start()
+        self._broker_address = (host, port)
+        self._run_broker()
         self._started.append("broker")
+        self.mqtt_url = f"mqtt://{host}:{port}"
+
+    def _run_broker(self) -> None:
+        broker = self.broker
+        assert broker is not None
+        host, port = self._broker_address
+        broker.start()
         # Its own words, not a probe connection (which the broker would log as an error).
-        self._wait(lambda: "MQTT broker listening on" in self.broker.tail(), self.broker,
+        self._wait(lambda: "MQTT broker listening on" in broker.output(), broker,
                    f"the embedded broker on {host}:{port}",
                    f"is port {port} taken? give another --broker-port")
-        self.mqtt_url = f"mqtt://{host}:{port}"
+
+    def restart_broker(self) -> None:
+        """Start the embedded broker again on its port (after a stop or a kill: fault tests)."""
+        if self.broker is None:
+            raise StackError("this run uses an external broker; restart it yourself")
+        if self.broker.running:
+            self.broker.stop()
+        self._run_broker()
 
     def _mqtt(self) -> dict[str, Any]:
         return {"url": self.mqtt_url, "keepalive_s": self.options.keepalive_s,
