@@ -336,6 +336,7 @@ class CityStack:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         try:
             self._check_controllers()
+            self._check_external_broker()  # before touching any database: fail fast
             self.world.write_layout(self.layout_path)
             self._start_database()
             self._start_broker()
@@ -392,16 +393,23 @@ class CityStack:
             raise StackError(f"the database {_mask(url)} cannot be used: {exc}; check that "
                              "PostgreSQL runs there and the URL's user may create tables") from exc
 
+    def _check_external_broker(self) -> None:
+        url = self.options.mqtt_url
+        if url is None:
+            return
+        from edge.contract import MqttEndpoint
+
+        try:
+            ep = MqttEndpoint(url=url)
+        except ValueError as exc:
+            raise StackError(f"broker URL {url!r}: {exc}") from exc
+        if not port_open(ep.host, ep.port, 2.0):
+            raise StackError(f"no MQTT broker answers at {url}; start it (e.g. `systemctl "
+                             "start mosquitto`) or leave out --mqtt to use the embedded one")
+
     def _start_broker(self) -> None:
         if self.options.mqtt_url is not None:
             self.mqtt_url = self.options.mqtt_url
-            from edge.contract import MqttEndpoint
-
-            ep = MqttEndpoint(url=self.mqtt_url)
-            if not port_open(ep.host, ep.port, 2.0):
-                raise StackError(f"no MQTT broker answers at {self.mqtt_url}; start it (e.g. "
-                                 "`systemctl start mosquitto`) or leave out --mqtt to use the "
-                                 "embedded one")
             return
         host = self.settings.broker.host
         port = self.options.broker_port or free_port(host)
