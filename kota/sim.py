@@ -449,10 +449,13 @@ def _add_city_parser(kinds: argparse._SubParsersAction) -> None:
     city.add_argument("--metrics", metavar="PATH", help="write the run's trip metrics (RESCO "
                       "average delay) as JSON here when it ends")
     city.add_argument("--json", action="store_true", help="machine-readable output for an "
-                      "orchestrator: one JSON line when the controllers listen ({\"event\": "
+                      "orchestrator: one JSON line when everything is ready ({\"event\": "
                       "\"ready\", \"controllers\": [{intersection_id, host, port, unit, …}], "
-                      "\"layout\", \"edge_config\", …}) and one when the run stops "
-                      "({\"event\": \"stopped\", avg_delay_s, …})")
+                      "\"layout\", and for the closed loop \"api\", \"broker\", "
+                      "\"database\", \"edges\": [{edge_id, pid, intersections}], "
+                      "\"controlroom_pid\", \"broker_pid\", \"logs\"; with --world-only "
+                      "\"edge_config\"}) and one when the run stops ({\"event\": \"stopped\", "
+                      "avg_delay_s, …}); other output goes to stderr")
 
 
 def add_sim_parser(sub: argparse._SubParsersAction) -> None:
