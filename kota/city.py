@@ -18,6 +18,7 @@ sensible for functional runs (plans, faults, fallback); watchdogs are widened to
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -181,14 +182,25 @@ def write_settings(path: Path, doc: Mapping[str, Any], header: str) -> Path:
 # --------------------------------------------------------------------------- child processes
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the child gets SIGTERM if the orchestrator dies, even by SIGKILL."""
+@functools.cache
+def _parent_death_signal() -> Callable[[], None] | None:
+    """Linux: a function for ``preexec_fn`` that makes the child get SIGTERM when the
+    orchestrator dies, even by SIGKILL, so no child outlives it. Resolved here, in the parent:
+    between fork and exec (other threads frozen, maybe holding the import lock) the child must
+    only call it."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+
+    def set_signal() -> None:  # pragma: no cover - runs in the child
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+    return set_signal
 
 
 def child_env() -> dict[str, str]:
@@ -220,7 +232,7 @@ class Child:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 env=child_env(), start_new_session=True,  # Ctrl-C reaches us, we stop them in order
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                preexec_fn=_parent_death_signal())
         log.debug("%s started (pid %d)", self.name, self.proc.pid)
 
     @property
@@ -460,8 +472,10 @@ class CityStack:
                             "plan_interval_s": opts.plan_interval_s
                             or plan_interval_for(self.world.options.time_scale),
                             "telemetry_period_s": EDGE_POLL_S},
-                "api_keys": [{"user": "operator", "role": "operator",
-                              "key": self.operator_key}],
+                # The configured keys, and one for this run's operator (in this file).
+                "api_keys": [*({"user": k.user, "role": k.role, "key": k.key.get_secret_value()}
+                               for k in self.settings.controlroom.api_keys),
+                             {"user": "operator", "role": "operator", "key": self.operator_key}],
             },
         }
 
