@@ -228,6 +228,8 @@ def test_a_failed_start_stops_what_it_started(mqtt_url: str, pg_url: str, tmp_pa
     assert room.store is None  # nothing was opened
     layout = tmp_path / "city.json"
     layout.write_text(json.dumps(world.layout_for(["J1"])), encoding="utf-8")
+    names = ("kota-traffic", "kota-traffic-store", "kota-heartbeat", "kota-ingest")
+    before = {t for t in threading.enumerate() if t.name in names}  # other tests' rooms
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -237,5 +239,4 @@ def test_a_failed_start_stops_what_it_started(mqtt_url: str, pg_url: str, tmp_pa
         with pytest.raises(RuntimeError, match="port"):
             room.start()
     assert room.traffic is not None and not room.traffic.alive(60)
-    assert not any(t.name in ("kota-traffic", "kota-traffic-store", "kota-heartbeat", "kota-ingest")
-                   and t.is_alive() for t in threading.enumerate())
+    assert not {t for t in threading.enumerate() if t.name in names and t.is_alive()} - before
