@@ -316,6 +316,7 @@ class CpuMeter:
 
     def __init__(self) -> None:
         self._procs: dict[str, Any] = {}
+        self._trees: set[str] = set()
         self._t0: dict[str, float] = {}
         self._wall0 = 0.0
         self.result: dict[str, float] = {}
@@ -329,24 +330,41 @@ class CpuMeter:
             except psutil.NoSuchProcess:
                 pass
 
-    @staticmethod
-    def _cpu(proc: Any) -> float:
+    def add_tree(self, name: str, pid: int | None) -> None:
+        """A process with its children (PostgreSQL: the postmaster and its backends)."""
+        self.add(name, pid)
+        if name in self._procs:
+            self._trees.add(name)
+
+    def _cpu_of(self, name: str) -> float:
         import psutil
 
-        try:
-            t = proc.cpu_times()
-            return float(t.user + t.system)
-        except psutil.NoSuchProcess:
-            return math.nan
+        proc = self._procs[name]
+        procs = [proc]
+        if name in self._trees:
+            try:
+                procs += proc.children(recursive=True)
+            except psutil.NoSuchProcess:
+                pass
+        total = 0.0
+        for p in procs:
+            try:
+                t = p.cpu_times()
+            except psutil.NoSuchProcess:
+                if p is proc:
+                    return math.nan
+                continue
+            total += float(t.user + t.system)
+        return total
 
     def start(self) -> None:
         self._wall0 = time.monotonic()
-        self._t0 = {n: self._cpu(p) for n, p in self._procs.items()}
+        self._t0 = {n: self._cpu_of(n) for n in self._procs}
 
     def stop(self) -> dict[str, float]:
         wall = time.monotonic() - self._wall0
-        self.result = {n: round(100.0 * (self._cpu(p) - self._t0[n]) / wall, 1)
-                       for n, p in self._procs.items()}
+        self.result = {n: round(100.0 * (self._cpu_of(n) - self._t0[n]) / wall, 1)
+                       for n in self._procs}
         return self.result
 
 
@@ -622,6 +640,18 @@ class LoopBench:
         if self.broker is not None:
             cpu.add("broker", self.broker.pid)
         import psutil
+
+        if self.o.mqtt_url is not None:  # an external broker on this machine: other users too
+            for proc in psutil.process_iter(["name"]):
+                if proc.info["name"] == "mosquitto":
+                    cpu.add("mosquitto (shared)", proc.pid)
+                    break
+        if self._embedded_pg is not None:
+            pid_file = self.run_dir / "pg" / "postmaster.pid"
+            try:
+                cpu.add_tree("postgresql (embedded)", int(pid_file.read_text().split()[0]))
+            except (OSError, ValueError, IndexError):
+                pass
 
         h0 = self.health() or {}
         sys0 = psutil.cpu_times()
