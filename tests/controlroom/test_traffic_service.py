@@ -148,7 +148,8 @@ class Edge:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(2)
-        self.client.publish(c.edge_state_topic(self.edge_id), b"", qos=1, retain=True).wait_for_publish(5)
+        # Its state was never retained, so nothing is left to clear on a shared broker (an
+        # empty retained message would reach every control room listening, as invalid JSON).
         self.client.disconnect()
         self.client.loop_stop()
 
