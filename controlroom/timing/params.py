@@ -10,8 +10,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Params:
     # --- detector cleaning (robustness) ---
-    # A count rate above this is a faulty loop (chatter), not traffic: one lane cannot carry
-    # more than ~1 vehicle per second.
+    # A count rate above this (plus one vehicle per interval, for short intervals) is a
+    # faulty loop (chatter), not traffic: one lane cannot carry more than ~1 vehicle per
+    # second.
     max_rate_veh_h: float = 3600.0
     # Queues beyond this are clipped (a camera zone or loop chain cannot see further).
     max_queue_veh: float = 200.0

@@ -49,6 +49,22 @@ def test_faulty_reading_falls_back_to_own_history():
     assert clean.rate_veh_h.value[0, 0] == 600.0  # flagged invalid by the detector itself
 
 
+def test_chatter_limit_allows_one_vehicle_of_quantisation_in_short_intervals():
+    s = build_structure([SPEC])
+    p = Params()  # 3600 veh/h per loop
+    _, state = plan_step(s, meas([1, 1, 1, 1], interval_s=1.0), initial_state(s), p)
+    # Two vehicles over a loop within one 1 s poll (7200 veh/h) is one vehicle of slack: kept.
+    clean = clean_detectors(s, meas([2, 0, 0, 0], interval_s=1.0), state, p)
+    assert clean.rate_veh_h.source[0, 0] == DetectorSource.MEASURED
+    assert clean.rate_veh_h.value[0, 0] == 7200.0
+    # Three is chatter; over a minute the slack is negligible (61 kept, 62 refused).
+    clean = clean_detectors(s, meas([3, 0, 0, 0], interval_s=1.0), state, p)
+    assert clean.rate_veh_h.source[0, 0] == DetectorSource.HISTORY
+    clean = clean_detectors(s, meas([61, 62, 0, 0]), state, p)
+    assert clean.rate_veh_h.source[0, :2].tolist() == [DetectorSource.MEASURED,
+                                                       DetectorSource.HISTORY]
+
+
 def test_detector_never_seen_takes_its_movement_neighbours_then_default():
     s = build_structure([SPEC])
     clean = clean_detectors(s, meas([np.nan, 12, np.nan, np.nan]), initial_state(s), Params())
