@@ -101,6 +101,12 @@ class TrafficSettings(_Section):
                                     "of one intersection that raise the command_rejected alarm.")
     stale_after_s: float = Field(5.0, ge=0.5, le=3600, description="No telemetry for this long: "
                                  "the controller counts as offline.")
+    win_back_s: float | None = Field(None, ge=0.1, le=3600, description="A controller still "
+                                     "on its local plan this long after its last adaptive plan "
+                                     "was sent gets it again (one command in flight at a time). "
+                                     "Default: that plan's cycle + stale_after_s, since an "
+                                     "applied plan starts only at the controller's next safe "
+                                     "point.")
     ds_alarm: float = Field(0.95, gt=0, le=10, description="Degree of saturation that, held for "
                             "ds_alarm_cycles plan steps, raises the saturation alarm.")
     ds_alarm_cycles: int = Field(3, ge=1, le=1000, description="Consecutive plan steps above "

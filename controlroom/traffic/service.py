@@ -430,8 +430,15 @@ class TrafficService:
         live = self._live.intersections[i]
         if c.force_send or not isinstance(c.sent, PlanBody) or c.sent_source != "adaptive":
             return True
-        if live.mode is not UnitMode.CENTRAL:  # fell back to local: win it back
-            return True
+        if live.mode is not UnitMode.CENTRAL:  # fell back to local: win it back, once at a time
+            if c.sent_cmd_id in self._pending:
+                return False  # the last command is still on its way (retries cover it)
+            # An applied plan starts at the controller's next safe point, up to a cycle away:
+            # only when that has passed with the controller still local is it sent again.
+            wait_s = self._settings.win_back_s
+            if wait_s is None:
+                wait_s = c.sent.cycle_s + self._settings.stale_after_s
+            return now - c.sent_mono >= wait_s
         # Less a tick: plan steps land on ticks, so "one refresh_s later" may be a hair short.
         if now - c.sent_mono >= self._settings.refresh_s - self._settings.tick_s:
             return True

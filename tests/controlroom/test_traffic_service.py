@@ -201,7 +201,8 @@ def make_setup(mqtt_url: str, pg_url: str, tmp_path: Path) -> Iterator[Callable[
             ingest={"flush_interval_ms": 20},
             traffic={"layout": path, "plan_interval_s": 0.4, "refresh_s": 30, "tick_s": 0.05,
                      "ack_timeout_s": 0.3, "max_retries": 1, "stale_after_s": 1.0,
-                     "command_ttl_s": 10, "ds_alarm_cycles": 2, **traffic},
+                     "command_ttl_s": 10, "ds_alarm_cycles": 2, "win_back_s": 1.0,
+                     **traffic},
             api_keys=[{"user": "budi", "role": "operator", "key": OPERATOR_KEY},
                       {"user": "sari", "role": "viewer", "key": VIEWER_KEY},
                       {"user": "ani", "role": "supervisor", "key": SUPERVISOR_KEY}])
@@ -318,6 +319,11 @@ def test_street_alarms_raise_and_clear(make_setup: Callable[..., Setup]) -> None
     # A controller in local fallback is commanded back to the adaptive plan.
     sent_before = len(s.edge.commands_for(b, c.PlanBody))
     wait_for(lambda: len(s.edge.commands_for(b, c.PlanBody)) > sent_before + 1, what="plans resent")
+    # …one at a time, win_back_s (1 s) apart, not on every 0.4 s plan step (a flood that
+    # swamps the edges when many controllers wait for their safe point at once).
+    counted = len(s.edge.commands_for(b, c.PlanBody))
+    time.sleep(3.0)
+    assert len(s.edge.commands_for(b, c.PlanBody)) - counted <= 4
 
     s.edge.faults[a] = [False, False]
     s.edge.mode[b] = "central"
