@@ -276,8 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     demo = add(sub, "demo", "run the whole system on embedded defaults",
-               cmd_demo, "Start the embedded PostgreSQL and MQTT broker, the control room and an "
-               "edge agent polling simulated intersections; print the status page URL. "
+               cmd_demo, "Run the ATCS closed loop on the generated SUMO demo city (six "
+               "signalised intersections, mostly motorcycles, a morning peak): emulated "
+               "controllers on Modbus, two edge agents, the control room with adaptive timing, "
+               "and the embedded PostgreSQL and MQTT broker; print the status page URL. "
                "Ctrl-C stops everything.")
     demo.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run "
                       "until Ctrl-C)")
