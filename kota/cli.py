@@ -163,6 +163,7 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
 def cmd_controlroom_run(args: argparse.Namespace) -> int:
     from controlroom.app import ControlRoom
     from controlroom.storage.migrate import migrate
+    from controlroom.traffic.layout import LayoutError
 
     settings = _settings(args)
     url, embedded = _database_url(settings)
@@ -170,7 +171,18 @@ def cmd_controlroom_run(args: argparse.Namespace) -> int:
             compress_after_days=settings.database.compress_after_days)
     room = ControlRoom(settings.controlroom, settings.database, url,
                        city=settings.site.city, timezone=settings.site.timezone)
-    room.start()
+    try:
+        room.start()
+    except BaseException as exc:
+        # ControlRoom.start stops what it started; the database this command started is ours.
+        if embedded is not None and embedded.launched:
+            embedded.stop()
+        if isinstance(exc, LayoutError):
+            print(f"kota controlroom run: the city layout is not valid, nothing was started: "
+                  f"{exc}\nFix the file named by [controlroom.traffic] layout and run again.",
+                  file=sys.stderr)
+            return 2
+        raise
     print(f"control room: {room.url} — Ctrl-C to stop", flush=True)
     stop = threading.Event()
     try:

@@ -81,3 +81,23 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
             main(argv)
         assert exited.value.code == 0
         assert "usage: kota" in capsys.readouterr().out
+
+
+def test_controlroom_run_refuses_a_bad_layout_cleanly(tmp_path: Path, pg_url: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    layout = tmp_path / "city.json"
+    layout.write_text('{"city": "Uji", "intersections": [{"id": "J1", "phases": '
+                      '[{"movements": [0, 7]}], "movements": [{"width_m": 3.2}], '
+                      '"detectors": [{"movement": 0}]}]}')
+    from psycopg.conninfo import conninfo_to_dict
+
+    db = conninfo_to_dict(pg_url)
+    url = (f"postgresql://{db.get('user', 'postgres')}@{db.get('host', '127.0.0.1')}:"
+           f"{db.get('port', 5432)}/{db['dbname']}")
+    config = tmp_path / "kota.toml"
+    config.write_text(f'[database]\nurl = "{url}"\n\n[controlroom]\nhttp_port = 0\n\n'
+                      f'[controlroom.traffic]\nlayout = "{layout}"\n')
+    assert main(["--config", str(config), "controlroom", "run"]) == 2
+    err = capsys.readouterr().err
+    assert "city layout is not valid" in err and "J1" in err and "movement 7" in err
+    assert "Traceback" not in err
