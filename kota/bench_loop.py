@@ -43,6 +43,7 @@ from kota.city import (
     _http_json,
     free_port,
     split_evenly,
+    wait_ready,
     write_settings,
 )
 
@@ -501,14 +502,7 @@ class LoopBench:
         return child
 
     def _wait(self, ready: Callable[[], bool], child: Child | None, what: str) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not ready():
-            gone = child.exited() if child is not None else None
-            if gone is not None or time.monotonic() > deadline:
-                why = gone or f"not ready after {READY_TIMEOUT_S:g} s"
-                tail = f"\n  last lines of {child.log_path}:\n{child.tail()}" if child else ""
-                raise BenchError(f"{what}: {why}{tail}")
-            time.sleep(0.1)
+        wait_ready(ready, child, what, READY_TIMEOUT_S, error=BenchError)
 
     def _start_broker(self) -> None:
         if self.o.mqtt_url is not None:

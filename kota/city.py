@@ -288,6 +288,21 @@ class Child:
             self.proc.wait(10)
 
 
+def wait_ready(ready: Callable[[], bool], child: Child | None, what: str, timeout_s: float,
+               advice: str = "", error: type[Exception] = StackError) -> None:
+    """Poll ``ready`` until it holds; raise ``error`` naming ``what``, why (its process exited or
+    the time ran out), ``advice`` and the last lines of the child's log."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        gone = child.exited() if child is not None else None
+        if gone is not None or time.monotonic() > deadline:
+            why = gone or f"not ready after {timeout_s:g} s"
+            hint = f"; {advice}" if advice else ""
+            tail = f"\n  last lines of {child.log_path}:\n{child.tail()}" if child else ""
+            raise error(f"{what}: {why}{hint}{tail}")
+        time.sleep(0.1)
+
+
 def _http_json(url: str, timeout_s: float = 2.0) -> Any:
     """GET ``url`` as JSON; a 503 answer (the health check's "degraded") still has a body."""
     try:
@@ -562,14 +577,7 @@ class CityStack:
 
     def _wait(self, ready: Callable[[], bool], child: Child | None, what: str, advice: str
               ) -> None:
-        deadline = time.monotonic() + self.options.ready_timeout_s
-        while not ready():
-            gone = child.exited() if child is not None else None
-            if gone is not None or time.monotonic() > deadline:
-                why = gone or f"not ready after {self.options.ready_timeout_s:g} s"
-                tail = f"\n  last lines of {child.log_path}:\n{child.tail()}" if child else ""
-                raise StackError(f"{what}: {why}; {advice}{tail}")
-            time.sleep(0.1)
+        wait_ready(ready, child, what, self.options.ready_timeout_s, advice)
 
     # ------------------------------------------------------------------ run and stop
 
