@@ -13,16 +13,18 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
 from edge.contract import utc_now
-from kota.city import CityStack, StackOptions, _http_json
-from kota.settings import Settings
-from simulators.city import CityOptions, CityWorld, DemoCity, write_demo_city
-from tests.kota.test_city_stack import all_adaptive_and_central, ids, wait_for
+from kota.city import CityStack, _http_json
+from tests.kota.test_city_stack import (
+    all_adaptive_and_central,
+    ids,
+    running_stack,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -34,27 +36,10 @@ EVENT_LINE = re.compile(r"^\S+ \S+ \S+\s+edge\.app: intersection (\S+): (\w+) \(
 def stack(embedded_pg_server: str, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[CityStack]:
     tag = uuid.uuid4().hex[:6]
-    name = f"kota_outage_{tag}"
-    with psycopg.connect(embedded_pg_server, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    url = urlunsplit(urlsplit(embedded_pg_server)._replace(path=f"/{name}"))
-    root = tmp_path_factory.mktemp(f"outage-{tag}")
-    files = write_demo_city(root / "city", seed=3, city=DemoCity(duration_s=2400.0))
-    world = CityWorld.of_city(files, CityOptions(time_scale=10.0, seed=3,
-                                                 end_s=6 * 3600.0 + 2400))
-    options = StackOptions(run_dir=root / "run", database_url=url, edges=2,
-                           edge_prefix=f"edge-{tag}", controlroom_client_id=f"cr-{tag}",
-                           watchdog_s=60.0, keepalive_s=2, ready_timeout_s=60)
-    world.start()
-    city_stack = CityStack(world, options, Settings())
-    try:
-        city_stack.start()
+    with running_stack(embedded_pg_server, tmp_path_factory.mktemp(f"outage-{tag}"), tag,
+                       seed=3, duration_s=2400.0, time_scale=10.0, watchdog_s=60.0,
+                       keepalive_s=2) as city_stack:
         yield city_stack
-    finally:
-        city_stack.stop()
-        assert not [c.name for c in city_stack.children() if c.running], "a child survived"
-        with psycopg.connect(embedded_pg_server, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def logged_events(stack: CityStack) -> dict[str, Counter[tuple[str, str]]]:

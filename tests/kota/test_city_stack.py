@@ -17,6 +17,7 @@ SUMO runs at ×10 (a 60 s SUMO cycle in 6 real seconds); see `kota.city` on time
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -24,6 +25,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -98,6 +100,35 @@ class Watcher:
         self.client.disconnect()
 
 
+@contextlib.contextmanager
+def running_stack(server: str, root: Path, tag: str, *, seed: int, duration_s: float,
+                  time_scale: float, mqtt_url: str | None = None, watchdog_s: float,
+                  keepalive_s: int) -> Iterator[CityStack]:
+    """The demo city's closed loop in a scratch database on ``server``, stopped and dropped
+    after; no child may survive the stop."""
+    name = f"kota_city_{tag}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+    files = write_demo_city(root / "city", seed=seed, city=DemoCity(duration_s=duration_s))
+    world = CityWorld.of_city(files, CityOptions(time_scale=time_scale, seed=seed,
+                                                 end_s=BEGIN_S + duration_s))
+    options = StackOptions(
+        run_dir=root / "run", mqtt_url=mqtt_url, database_url=url, edges=2,
+        edge_prefix=f"edge-{tag}", controlroom_client_id=f"cr-{tag}", watchdog_s=watchdog_s,
+        keepalive_s=keepalive_s, ready_timeout_s=60)
+    world.start()
+    city_stack = CityStack(world, options, Settings())
+    try:
+        city_stack.start()
+        yield city_stack
+    finally:
+        city_stack.stop()
+        assert not [c.name for c in city_stack.children() if c.running], "a child survived"
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[CityStack]:
@@ -110,29 +141,11 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         server = SYSTEM_PG
     else:
         server = request.getfixturevalue("embedded_pg_server")
-    name = f"kota_city_{tag}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
-    root = tmp_path_factory.mktemp(f"city-{tag}")
-    files = write_demo_city(root / "city", seed=2, city=DemoCity(duration_s=1800.0))
-    world = CityWorld.of_city(files, CityOptions(time_scale=SCALE, seed=2,
-                                                 end_s=BEGIN_S + 1800))
-    options = StackOptions(
-        run_dir=root / "run", mqtt_url=SYSTEM_MQTT if broker == "mosquitto" else None,
-        database_url=url, edges=2, edge_prefix=f"edge-{tag}",
-        controlroom_client_id=f"cr-{tag}", watchdog_s=WATCHDOG_S, keepalive_s=KEEPALIVE_S,
-        ready_timeout_s=60)
-    world.start()
-    city_stack = CityStack(world, options, Settings())
-    try:
-        city_stack.start()
+    with running_stack(server, tmp_path_factory.mktemp(f"city-{tag}"), tag, seed=2,
+                       duration_s=1800.0, time_scale=SCALE,
+                       mqtt_url=SYSTEM_MQTT if broker == "mosquitto" else None,
+                       watchdog_s=WATCHDOG_S, keepalive_s=KEEPALIVE_S) as city_stack:
         yield city_stack
-    finally:
-        city_stack.stop()
-        assert not [c.name for c in city_stack.children() if c.running], "a child survived"
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture(scope="module")
