@@ -79,9 +79,11 @@ def pressure_step(structure: Structure, measurements: Measurements, state: State
     n, p, _, _ = structure.shape
     rows = np.arange(n)
     clean = clean_detectors(structure, measurements, state, params)
-    occupancy = np.where(measurements.valid & structure.detector_counts,
-                         np.clip(np.nan_to_num(measurements.occupancy, nan=0.0, posinf=1.0,
-                                               neginf=0.0), 0.0, 1.0), 0.0)
+    occupancy = None  # read only when arrivals are gated by it
+    if params.discharge_occupancy > 0:
+        occupancy = np.where(measurements.valid & structure.detector_counts,
+                             np.clip(np.nan_to_num(measurements.occupancy, nan=0.0, posinf=1.0,
+                                                   neginf=0.0), 0.0, 1.0), 0.0)
     pressure, lane_queue = phase_pressure(structure, clean.queue_veh.value,
                                           clean.rate_veh_h.value, params, occupancy)
     pressure = np.where(structure.phase_valid, pressure, 0.0)
