@@ -45,6 +45,7 @@ class DetectorSource(IntEnum):
 @dataclass(frozen=True, eq=False)
 class CleanQuantity:
     value: np.ndarray  # [I,D] finite, >= 0, 0 at padding
+    flat: np.ndarray  # [I*D + 1]: value flattened with the zero slot (a view, no copy)
     source: np.ndarray  # [I,D] int8 DetectorSource
     hist: np.ndarray  # [I,D] next history
     good_s: np.ndarray  # [I,D] clock of the last good reading
@@ -57,14 +58,22 @@ class CleanDetectors:
     queue_veh: CleanQuantity
 
 
-def _clean(structure: Structure, value: np.ndarray, ok: np.ndarray, suspects: np.ndarray,
+def _zero_slot_buffer(n: int, d: int) -> np.ndarray:
+    """A flat [n*d + 1] buffer ending in the zero slot; compute into its [n,d] view."""
+    flat = np.empty(n * d + 1)
+    flat[-1] = 0.0
+    return flat
+
+
+def _clean(structure: Structure, flat: np.ndarray, ok: np.ndarray, suspects: np.ndarray,
            hist: np.ndarray, good_before_s: np.ndarray, clock_s: float, default: float,
            params: Params) -> CleanQuantity:
     hot = structure.hot
     # Healthy → the reading; otherwise the detector's last good reading (replaced below where
     # that is too old). Only the unhealthy slots are touched; padding slots are never ok and
-    # their history stays 0. ``value`` is a scratch array of the caller's, written in place.
-    out = value
+    # their history stays 0. ``flat`` is a zero-slot buffer of the caller's holding the
+    # readings, cleaned in place.
+    value = out = flat[:-1].reshape(ok.shape)
     unhealthy = suspects[~np.take(ok, suspects)]  # suspects: every slot not ok, and more
     np.put(out, unhealthy, np.take(hist, unhealthy))  # np.put/take: twice .flat's speed
     is_detector = np.take(structure.detector_valid, unhealthy)
@@ -87,7 +96,7 @@ def _clean(structure: Structure, value: np.ndarray, ok: np.ndarray, suspects: np
         np.put(source, stale, np.where(has, DetectorSource.NEIGHBOURS, DetectorSource.DEFAULT))
     # History is the last good reading (the flow is smoothed later, per movement); where a
     # fallback stood in, it is the fallback, whose age keeps growing.
-    return CleanQuantity(out, source, out, good_s)
+    return CleanQuantity(out, flat, source, out, good_s)
 
 
 def clean_detectors(structure: Structure, measurements: Measurements, state: State,
@@ -106,7 +115,12 @@ def clean_detectors(structure: Structure, measurements: Measurements, state: Sta
     count = np.asarray(measurements.count, np.float64)
     queue = np.asarray(measurements.queue_veh, np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
-        rate = count * (3600.0 / interval_s) if interval_ok else np.full(count.shape, np.nan)
+        rate_flat = _zero_slot_buffer(n, d)  # cleaned in place, summed with its zero slot
+        rate = rate_flat[:-1].reshape(n, d)
+        if interval_ok:
+            np.multiply(count, 3600.0 / interval_s, out=rate)
+        else:
+            rate.fill(np.nan)
         # NaN fails every comparison, so these masks also reject NaN; inf fails the bound.
         ok_rate = rate >= 0.0
         # Chatter: more vehicles than the lane can carry in the interval, with one vehicle of
@@ -117,18 +131,34 @@ def clean_detectors(structure: Structure, measurements: Measurements, state: Sta
         ok_queue = queue >= 0.0
         ok_queue &= queue < np.inf
         ok_queue &= valid
-        queue = np.minimum(queue, params.max_queue_veh)  # a fresh array, cleaned in place
+        queue_flat = _zero_slot_buffer(n, d)
+        queue = np.minimum(queue, params.max_queue_veh, out=queue_flat[:-1].reshape(n, d))
     # One scan for the slots where either reading is not good (the rare case), shared.
     suspects = np.flatnonzero(~(ok_rate & ok_queue))
     return CleanDetectors(
         clock_s,
-        _clean(structure, rate, ok_rate, suspects, state.hist_rate_veh_h, state.rate_good_s,
+        _clean(structure, rate_flat, ok_rate, suspects, state.hist_rate_veh_h, state.rate_good_s,
                clock_s, params.default_rate_veh_h, params),
-        _clean(structure, queue, ok_queue, suspects, state.hist_queue_veh, state.queue_good_s,
+        _clean(structure, queue_flat, ok_queue, suspects, state.hist_queue_veh, state.queue_good_s,
                clock_s, params.default_queue_veh, params))
 
 
-def movement_totals(structure: Structure, per_detector: np.ndarray, bins: np.ndarray) -> np.ndarray:
-    """Sum a per-detector [I,D] value over the detectors of each movement → [I,M]."""
+def with_zero_slot(per_detector: np.ndarray) -> np.ndarray:
+    """[I,D] values as a flat [I*D + 1] array ending in 0, the slot that gather tables use
+    for "no detector"."""
+    return np.append(per_detector.ravel(), 0.0)
+
+
+def movement_totals(structure: Structure, flat_values: np.ndarray, gather: np.ndarray
+                    ) -> np.ndarray:
+    """Sum per-detector values over the detectors of each movement → [I,M].
+
+    ``flat_values``: [I*D + 1], the [I,D] values flattened with a 0 appended (see
+    `with_zero_slot`); ``gather``: a structure table such as ``hot.count_gather``. Adds in
+    detector slot order, so the sums are those of a plain loop over the detectors.
+    """
     n, _, m, _ = structure.shape
-    return np.bincount(bins, weights=per_detector.ravel(), minlength=n * m + 1)[:-1].reshape(n, m)
+    total = np.take(flat_values, gather[0])
+    for row in gather[1:]:  # J rows: the most detectors one movement has, fixed per structure
+        total += np.take(flat_values, row)
+    return total.reshape(n, m)

@@ -123,7 +123,9 @@ def round_keeping_sum(g: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     or ceiling, so the bounds hold. A last guard moves any float residue onto the phase with
     the most room, so the sum holds exactly whatever the float error.
     """
-    edges = np.cumsum(g, axis=0)
+    edges = g.copy()  # running sums, row by row: np.cumsum over axis 0 is ~10x slower
+    for k in range(1, g.shape[0]):
+        edges[k] += edges[k - 1]
     edges += 0.5
     edges = np.floor(edges, out=edges).astype(np.int64)
     out = edges
@@ -144,11 +146,11 @@ def plan_step(structure: Structure, measurements: Measurements, state: State,
     """The next plan for every intersection from the last interval's detector readings."""
     hot = structure.hot
     clean = clean_detectors(structure, measurements, state, params)
-    flow_veh_h = movement_totals(structure, clean.rate_veh_h.value, hot.count_bin)
+    flow_veh_h = movement_totals(structure, clean.rate_veh_h.flat, hot.count_gather)
     # A movement without counting detectors is assumed to carry the default (one lane).
     np.put(flow_veh_h, hot.uncounted_movements, params.default_rate_veh_h)
     flow_now = np.multiply(flow_veh_h, structure.pcu_per_veh, out=flow_veh_h)  # 0 padding
-    queue_veh = movement_totals(structure, clean.queue_veh.value, hot.queue_bin)
+    queue_veh = movement_totals(structure, clean.queue_veh.flat, hot.queue_gather)
     had_plan = state.cycle_ds > 0
     a = params.flow_smoothing
     flow = state.flow_pcu_h * (1 - a)
@@ -166,7 +168,9 @@ def plan_step(structure: Structure, measurements: Measurements, state: State,
     # for the gather table's "no movement".
     y_flat = np.zeros(demand.size + 1)
     np.multiply(demand, hot.inv_sat_share, out=y_flat[:-1].reshape(demand.shape))
-    critical = y_flat[hot.phase_movement_index].max(axis=0)  # [P,I]
+    critical = np.take(y_flat, hot.phase_movement_index[0])  # [P,I]: max over K gathers
+    for movements in hot.phase_movement_index[1:]:
+        np.maximum(critical, np.take(y_flat, movements), out=critical)
     y_total = np.minimum(critical.sum(axis=0), params.max_flow_ratio)
 
     lost_s = lost_ds / 10.0

@@ -20,7 +20,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from controlroom.timing.measure import Measurements, clean_detectors, movement_totals
+from controlroom.timing.measure import (
+    Measurements,
+    clean_detectors,
+    movement_totals,
+    with_zero_slot,
+)
 from controlroom.timing.params import Params
 from controlroom.timing.state import State
 from controlroom.timing.structure import Structure
@@ -41,19 +46,20 @@ def phase_pressure(structure: Structure, queue_veh: np.ndarray, rate_veh_h: np.n
     n, _, _, d = structure.shape
     lanes_q = np.maximum(structure.n_queue_detectors, 1)
     lanes_c = np.maximum(structure.n_count_detectors, 1)
-    lane_queue = movement_totals(structure, queue_veh, structure.hot.queue_bin) / lanes_q
-    arrivals = movement_totals(structure, rate_veh_h, structure.hot.count_bin) / lanes_c * (
+    hot = structure.hot
+    queue_flat = with_zero_slot(queue_veh)
+    lane_queue = movement_totals(structure, queue_flat, hot.queue_gather) / lanes_q
+    arrivals = movement_totals(structure, with_zero_slot(rate_veh_h), hot.count_gather) / lanes_c * (
         params.arrival_horizon_s / 3600.0)
     if occupancy is not None and params.discharge_occupancy > 0:
         # Arrivals count in full only while the stop-line loops are busy (a queue
         # discharging); a lone vehicle passing a loop holds no green against a queue.
-        occ = movement_totals(structure, occupancy, structure.hot.count_bin) / lanes_c
+        occ = movement_totals(structure, with_zero_slot(occupancy), hot.count_gather) / lanes_c
         arrivals = arrivals * np.clip(occ / params.discharge_occupancy, 0.0, 1.0)
     up = lane_queue + arrivals
-    flat = np.append(queue_veh.ravel(), 0.0)
     idx = np.where(structure.downstream_detector >= 0, structure.downstream_detector, n * d)
     n_down = (structure.downstream_detector >= 0).sum(axis=2)
-    down = flat[idx].sum(axis=2) / np.maximum(n_down, 1)
+    down = queue_flat[idx].sum(axis=2) / np.maximum(n_down, 1)
     weight = np.maximum(up - down, 0.0) * (structure.sat_flow_pcu_h / 3600.0)
     weight = np.where(structure.movement_valid, weight, 0.0)
     return np.einsum("ipm,im->ip", structure.serves, weight), lane_queue
