@@ -211,6 +211,22 @@ class LiveState:
 
     def take_interval(self, interval_s: float, now: float, stale_after_s: float) -> Interval:
         """The measurements of the interval just ended; the accumulators start over."""
+        interval = self.peek_interval(interval_s, now, stale_after_s)
+        self._count[:] = 0.0
+        self._occupancy_sum[:] = 0.0
+        self._occupancy_n[:] = 0.0
+        self._bad[:] = False
+        self._covered_s[:] = 0.0
+        return interval
+
+    def running(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The running interval so far, read only: vehicles per detector [I,D], seconds the
+        readings covered [I], and detectors that reported a fault or a counter reset [I,D]."""
+        return self._count, self._covered_s, self._bad
+
+    def peek_interval(self, interval_s: float, now: float, stale_after_s: float) -> Interval:
+        """The measurements of the running interval as if it ended now; nothing starts over
+        (a surge re-plan looks ahead, the plan step still takes the whole interval)."""
         s = self.structure
         covered = self._covered_s.copy()
         fresh = np.array([x.fresh(now, stale_after_s) and not x.mismatch
@@ -227,10 +243,5 @@ class LiveState:
         interval = Interval(Measurements(count=count, occupancy=occupancy, queue_veh=queue,
                                          valid=valid, interval_s=interval_s if math.isfinite(interval_s)
                                          else float("nan")), covered, valid)
-        self._count[:] = 0.0
-        self._occupancy_sum[:] = 0.0
-        self._occupancy_n[:] = 0.0
-        self._bad[:] = False
-        self._covered_s[:] = 0.0
         return interval
 

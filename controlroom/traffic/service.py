@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import ValidationError
 
 from controlroom.settings import TrafficSettings
@@ -39,7 +40,7 @@ from controlroom.storage.store import (
     Store,
     TrafficWrites,
 )
-from controlroom.timing import Params, State, Structure, initial_state, plan_step
+from controlroom.timing import Params, PlanOutput, State, Structure, initial_state, plan_step
 from controlroom.traffic.access import Operator
 from controlroom.traffic.alarms import AlarmBook, AlarmCode, Condition
 from controlroom.traffic.layout import CityLayout
@@ -173,6 +174,7 @@ class ServiceStats:
     last_plan_at: datetime | None = None
     not_sent: dict[str, int] = field(default_factory=dict)
     inbox_overflow: int = 0
+    surge_replans: int = 0
 
 
 class TrafficService:
@@ -218,6 +220,12 @@ class TrafficService:
         self._last_tick = -math.inf
         self._interval_started = self._started_mono
         self._next_plan = self._started_mono + settings.plan_interval_s
+        # Surge re-plans: each detector's flow in the interval the last plan step measured
+        # (veh/h; inf until a step measured it, so nothing counts as a surge before that),
+        # and when each intersection was last re-planned for a surge.
+        n, _, _, d = structure.shape
+        self._step_rate_veh_h = np.full((n, d), np.inf)
+        self._surge_mono = np.full(n, -np.inf)
         self.stats = ServiceStats()
 
     # ------------------------------------------------------------------ life cycle
@@ -345,6 +353,8 @@ class TrafficService:
         if now >= self._next_plan:
             self._plan(now, wall, writes)
             self._next_plan = max(self._next_plan + self._settings.plan_interval_s, now + 0.01)
+        elif self._settings.surge_veh_h is not None:
+            self._surge_replan(now, wall, writes)
         with self._lock:
             for i in sorted(self._send_soon):
                 self._send_computed(i, now, wall, writes)
@@ -362,26 +372,17 @@ class TrafficService:
             interval_s = now - self._interval_started
             self._interval_started = now
             interval = self._live.take_interval(interval_s, now, self._settings.stale_after_s)
-        out, self._core = plan_step(self._structure, interval.measurements, self._core, self._params)
-        movement_valid = self._structure.movement_valid
+        m = interval.measurements
+        if interval_s > 0:
+            # What the next surge check compares with; a detector the step could not use has
+            # no reference, so it raises no surge until a step measured it.
+            self._step_rate_veh_h = np.where(m.valid, m.count * (3600.0 / interval_s), np.inf)
+        out, self._core = plan_step(self._structure, m, self._core, self._params)
         with self._lock:
-            for i, n in enumerate(self._n_phases):
+            for i in range(len(self.ids)):
                 c = self._control[i]
-                try:
-                    c.computed = PlanBody(plan=self._settings.plan_number,
-                                          cycle_s=int(out.cycle_ds[i]) / 10,
-                                          offset_s=int(out.offset_ds[i]) / 10,
-                                          splits_s=tuple(int(v) / 10 for v in out.split_ds[i, :n]))
-                except ValidationError as exc:  # the layout bounds make this unreachable
-                    log.error("intersection %s: the core's plan breaks the contract, not sent: %s",
-                              self.ids[i], exc.errors(include_url=False)[0]["msg"])
-                    c.computed = None
+                if not self._take_computed(i, out, wall):
                     continue
-                c.computed_at = wall
-                c.computed_green_s = tuple(int(v) / 10 for v in out.green_ds[i, :n])
-                ds = out.ds[i][movement_valid[i]]
-                c.computed_ds = tuple(round(float(v), 3) for v in ds)
-                c.ds_max = float(ds.max()) if ds.size else 0.0
                 if self._live.intersections[i].fresh(now, self._settings.stale_after_s):
                     # Hysteresis: counts up above ds_alarm, starts over only below ds_clear.
                     if c.ds_max > self._settings.ds_alarm:
@@ -392,6 +393,84 @@ class TrafficService:
         self.stats.plan_steps += 1
         self.stats.last_plan_at = wall
         self.stats.last_step_ms = (time.perf_counter() - started) * 1000
+
+    def _take_computed(self, i: int, out: PlanOutput, wall: datetime) -> bool:
+        """Intersection i's plan from the core's output into its Control; False if unusable."""
+        c = self._control[i]
+        n = self._n_phases[i]
+        try:
+            c.computed = PlanBody(plan=self._settings.plan_number,
+                                  cycle_s=int(out.cycle_ds[i]) / 10,
+                                  offset_s=int(out.offset_ds[i]) / 10,
+                                  splits_s=tuple(int(v) / 10 for v in out.split_ds[i, :n]))
+        except ValidationError as exc:  # the layout bounds make this unreachable
+            log.error("intersection %s: the core's plan breaks the contract, not sent: %s",
+                      self.ids[i], exc.errors(include_url=False)[0]["msg"])
+            c.computed = None
+            return False
+        c.computed_at = wall
+        c.computed_green_s = tuple(int(v) / 10 for v in out.green_ds[i, :n])
+        ds = out.ds[i][self._structure.movement_valid[i]]
+        c.computed_ds = tuple(round(float(v), 3) for v in ds)
+        c.ds_max = float(ds.max()) if ds.size else 0.0
+        return True
+
+    def _surge_candidates(self, now: float) -> list[int]:
+        """Intersections whose detectors count a surge in the running interval (see
+        ``surge_veh_h`` and ``surge_min_veh``), not re-planned for one within ``surge_gap_s``,
+        under adaptive control and reachable. Only a rise counts: a queue that grows needs
+        green now, while green a fallen demand no longer uses can wait for the plan step."""
+        st = self._settings
+        assert st.surge_veh_h is not None
+        count, covered_s, bad = self._live.running()
+        seen_s = covered_s[:, None]
+        with np.errstate(invalid="ignore"):  # inf × 0 s seen: no reading, no surge
+            expected = self._step_rate_veh_h * (seen_s / 3600.0)
+            surge = ((count - expected >= st.surge_min_veh)
+                     & (count - expected >= st.surge_veh_h * seen_s / 3600.0)
+                     & self._structure.detector_valid & ~bad)
+        rows = np.flatnonzero(surge.any(axis=1) & (now - self._surge_mono >= st.surge_gap_s))
+        out = []
+        for i in rows.tolist():
+            c = self._control[i]
+            if (isinstance(c.sent, PlanBody) and c.sent_source == "adaptive"
+                    and self._live.intersections[i].mode is UnitMode.CENTRAL
+                    and self._not_sendable(i, now) is None):
+                out.append(i)
+        return out
+
+    def _surge_replan(self, now: float, wall: datetime, writes: TrafficWrites) -> None:
+        """Re-plan intersections with a detector surge now rather than at the next plan step.
+
+        The core runs on the running interval as if it ended now, for every intersection
+        (one vectorised step costs about as much as one intersection); only the surging
+        intersections' plans are taken, and only sent when they moved by change_threshold_s.
+        The core's state is not advanced: the plan step still takes the whole interval, so
+        the flow smoothing and detector history move once per interval as before.
+        """
+        with self._lock:
+            candidates = self._surge_candidates(now)
+            if not candidates:
+                return
+            interval = self._live.peek_interval(now - self._interval_started, now,
+                                                self._settings.stale_after_s)
+        out, _ = plan_step(self._structure, interval.measurements, self._core, self._params)
+        with self._lock:
+            for i in candidates:
+                c = self._control[i]
+                if self._not_sendable(i, now) is not None or not isinstance(c.sent, PlanBody):
+                    continue  # changed while the core ran
+                sent = c.sent
+                if not self._take_computed(i, out, wall):
+                    continue
+                assert c.computed is not None
+                if not _differs(sent, c.computed, self._settings.change_threshold_s):
+                    continue  # not enough yet; the next tick looks again
+                self._surge_mono[i] = now
+                self.stats.surge_replans += 1
+                log.debug("intersection %s: detector surge, re-planned before the plan step",
+                          self.ids[i])
+                self._send_computed(i, now, wall, writes)
 
     def _send_computed(self, i: int, now: float, wall: datetime, writes: TrafficWrites) -> None:
         """Send intersection i's computed adaptive plan if it should go out now."""
@@ -838,6 +917,7 @@ class TrafficService:
                 "replayed_telemetry": self._live.replayed, "inbox": self._inbox.qsize(),
                 "inbox_overflow": self.stats.inbox_overflow,
                 "open_alarms": len(self._alarms.open),
+                "surge_replans": self.stats.surge_replans,
             }
 
     # ------------------------------------------------------------------ storage
