@@ -1,0 +1,1 @@
+"""Attendance in the control room: punches stored once, machine registry, alarms."""
