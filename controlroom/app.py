@@ -15,6 +15,9 @@ from typing import Any
 
 import uvicorn
 
+from controlroom.attendance.alarms import AlarmThresholds
+from controlroom.attendance.service import AttendanceService
+from controlroom.attendance.store import AttendanceStore
 from controlroom.ingest import Inbound, Ingest
 from controlroom.link import ControlRoomLink
 from controlroom.settings import ControlRoomSettings, DatabaseSettings
@@ -44,6 +47,7 @@ class ControlRoom:
         self.ingest: Ingest | None = None
         self.link: ControlRoomLink | None = None
         self.traffic: TrafficService | None = None
+        self.attendance: AttendanceService | None = None
         self.started_at = time.time()
 
     @property
@@ -69,10 +73,15 @@ class ControlRoom:
         layout = load_layout(traffic.layout) if traffic.layout is not None else None
         self._pool = open_pool(self._conninfo, self._database.pool_min, self._database.pool_max)
         self.store = Store(self._pool)
-        self.ingest = Ingest(self._settings.ingest, self.store)
         self.link = ControlRoomLink(self._settings.mqtt, self._settings.client_id, self._on_message,
                                     shared_group=self._settings.ingest.shared_group,
                                     state_interval_s=self._settings.state_interval_s)
+        att = self._settings.attendance
+        self.attendance = AttendanceService(
+            AttendanceStore(self._pool), self.link.publish,
+            thresholds=AlarmThresholds(att.stale_after_s, att.capacity_share, att.clock_drift_s),
+            alarm_interval_s=att.alarm_interval_s)
+        self.ingest = Ingest(self._settings.ingest, self.store, attendance=self.attendance)
         self.ingest.set_ack(self.link.ack)
         if layout is not None:
             if self._settings.ingest.shared_group:
@@ -87,6 +96,7 @@ class ControlRoom:
             service = self.traffic
             self.link.set_healthy(lambda: service.alive(alive_within_s))
         self.ingest.start()
+        self.attendance.start()
         if self.traffic is not None:
             self.traffic.start()
         self.link.start()
@@ -121,6 +131,7 @@ class ControlRoom:
             "mqtt": {"connected": self.link.connected.is_set(), "url": self._settings.mqtt.url},
             "ingest": {**self.ingest.stats.as_dict(), "backlog": self.ingest.backlog()},
             "traffic": self.traffic.health() if self.traffic is not None else None,
+            "attendance": self.attendance.health() if self.attendance is not None else None,
         }
 
     def stop(self) -> None:
@@ -137,6 +148,8 @@ class ControlRoom:
             self.link.stop()
         if self.ingest is not None:
             self.ingest.stop()
+        if self.attendance is not None:
+            self.attendance.stop()
         if self._pool is not None:
             self._pool.close()
         log.info("control room stopped")

@@ -16,9 +16,13 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from controlroom.attendance.service import AttendanceService
+from controlroom.attendance.store import AttendanceStorageError
 from controlroom.settings import IngestSettings
 from controlroom.storage.store import Batch, StorageError, Store
 from edge.contract import (
+    AttendanceBatch,
+    AttendanceStatus,
     CommandAck,
     ContractError,
     EdgeMessage,
@@ -86,9 +90,11 @@ class Ingest:
     """The writer side: a bounded queue fed by the MQTT link, drained in batches into a Store."""
 
     def __init__(self, settings: IngestSettings, store: Store,
-                 ack: Callable[[int, int], None] | None = None) -> None:
+                 ack: Callable[[int, int], None] | None = None,
+                 attendance: AttendanceService | None = None) -> None:
         self._settings = settings
         self._store = store
+        self._attendance = attendance
         self._ack = ack
         self._queue: queue.Queue[Inbound] = queue.Queue(maxsize=settings.queue_max)
         self._windows: dict[str, SeqWindow] = {}
@@ -150,6 +156,8 @@ class Ingest:
 
     def _process(self, items: list[Inbound]) -> None:
         batch = Batch()
+        punches: list[AttendanceBatch] = []
+        machines: list[AttendanceStatus] = []
         received_at: list[float] = []
         for item in items:
             self.stats.received += 1
@@ -160,11 +168,21 @@ class Ingest:
                 log.warning("rejected message on %s: %s (%s)", item.topic[:200], exc.detail[:300], exc.reason)
                 continue
             payload = message.payload
-            if isinstance(payload, EdgeMessage) and not self._first_time(payload):
+            kind = message.kind
+            # A punch batch seen before is stored again all the same (the store makes that a
+            # no-op) so that its "stored" reply goes out again: the edge resends a batch only
+            # when it never heard that reply.
+            if (isinstance(payload, EdgeMessage) and kind is not Kind.ATTENDANCE_LOGS
+                    and not self._first_time(payload)):
                 self.stats.duplicates += 1
                 continue
-            kind = message.kind
-            if kind is Kind.TELEMETRY:
+            if kind is Kind.ATTENDANCE_LOGS and self._attendance is not None:
+                assert isinstance(payload, AttendanceBatch)
+                punches.append(payload)
+            elif kind is Kind.ATTENDANCE_STATUS and self._attendance is not None:
+                assert isinstance(payload, AttendanceStatus)
+                machines.append(payload)
+            elif kind is Kind.TELEMETRY:
                 assert isinstance(payload, TrafficTelemetry)
                 batch.telemetry.append(payload)
             elif kind is Kind.EVENT:
@@ -177,13 +195,18 @@ class Ingest:
                 assert isinstance(payload, EdgeState)
                 batch.edge_states.append(payload)
             else:
-                # CCTV and attendance messages are valid but their stores come with their issues.
+                # CCTV messages are valid but their store comes with its issue.
                 self.stats.rejected["not_handled_yet"] += 1
                 continue
             received_at.append(item.received_at)
-        self._write_until_stored(batch)
+        if len(batch):
+            self._until_stored(lambda: self._store.write(batch), len(batch))
+        if (punches or machines) and self._attendance is not None:
+            attendance = self._attendance
+            self._until_stored(lambda: attendance.write(punches, machines),
+                               len(punches) + len(machines))
         self.stats.batches += 1
-        self.stats.stored += len(batch)
+        self.stats.stored += len(batch) + len(punches) + len(machines)
         now = time.monotonic()
         if received_at:
             self.stats.last_lag_s = now - received_at[0]
@@ -200,16 +223,14 @@ class Ingest:
             window = self._windows[payload.edge_id] = SeqWindow()
         return window.first_time(payload.epoch, payload.seq)
 
-    def _write_until_stored(self, batch: Batch) -> None:
+    def _until_stored(self, write: Callable[[], object], count: int) -> None:
         """Retry with back-off: the messages are not acknowledged until they are stored."""
-        if not len(batch):
-            return
         delay_s = 0.5
         failing = False
         while True:
             try:
-                self._store.write(batch)
-            except StorageError as exc:
+                write()
+            except (StorageError, AttendanceStorageError) as exc:
                 self.stats.storage_failures += 1
                 if not failing:
                     log.error("%s; retrying until the database is back (messages stay "
@@ -217,7 +238,7 @@ class Ingest:
                     failing = True
                 if self._stop.wait(delay_s) and self._stop.is_set() and delay_s >= 8:
                     log.error("stopping with %d unstored messages; the broker redelivers QoS 1 "
-                              "ones to the next run", len(batch))
+                              "ones to the next run", count)
                     return
                 delay_s = min(delay_s * 2, 10.0)
                 continue

@@ -149,6 +149,19 @@ class TrafficSettings(_Section):
         return self
 
 
+class AttendanceSettings(_Section):
+    """Attendance machines as the control room watches them (punches are always stored)."""
+
+    alarm_interval_s: float = Field(30.0, ge=1, le=3600, description="How often machine alarms "
+                                    "are checked.")
+    stale_after_s: float = Field(300.0, ge=10, le=86400, description="A machine with no status "
+                                 "report for this long is offline (its edge may be down).")
+    capacity_share: float = Field(0.8, gt=0, le=1, description="Share of a machine's punch or "
+                                  "user memory in use that raises the capacity alarm.")
+    clock_drift_s: float = Field(60.0, ge=1, le=86400, description="Machine clock error that "
+                                 "raises the drift alarm (the edge corrects smaller ones).")
+
+
 Role = Literal["viewer", "operator", "supervisor", "admin"]
 
 
@@ -179,6 +192,7 @@ class ControlRoomSettings(_Section):
     )
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     traffic: TrafficSettings = Field(default_factory=TrafficSettings)
+    attendance: AttendanceSettings = Field(default_factory=AttendanceSettings)
     api_keys: tuple[ApiKey, ...] = Field((), description="API keys for the operator endpoints "
                                          "(X-API-Key header); none by default.")
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -172,6 +173,8 @@ class Kind(enum.StrEnum):
     CCTV_SNAPSHOT = "cctv_snapshot"
     ATTENDANCE_LOGS = "attendance_logs"
     ATTENDANCE_STORED = "attendance_stored"
+    ATTENDANCE_STATUS = "attendance_status"
+    ATTENDANCE_COMMAND = "attendance_cmd"
     CONTROLROOM_STATE = "controlroom_state"
 
 
@@ -198,6 +201,8 @@ _SPECS = {
     ("cctv", "snapshot"): TopicSpec(Kind.CCTV_SNAPSHOT, "cctv", "snapshot", 0, False),
     ("attendance", "logs"): TopicSpec(Kind.ATTENDANCE_LOGS, "attendance", "logs", 1, False),
     ("attendance", "stored"): TopicSpec(Kind.ATTENDANCE_STORED, "attendance", "stored", 1, False),
+    ("attendance", "status"): TopicSpec(Kind.ATTENDANCE_STATUS, "attendance", "status", 1, True),
+    ("attendance", "cmd"): TopicSpec(Kind.ATTENDANCE_COMMAND, "attendance", "cmd", 1, False),
 }
 SPEC_BY_KIND: dict[Kind, TopicSpec] = {s.kind: s for s in _SPECS.values()}
 SPEC_BY_KIND[Kind.CONTROLROOM_STATE] = TopicSpec(
@@ -258,6 +263,14 @@ def attendance_stored_topic(device_sn: str) -> str:
     return _topic("attendance", device_sn, "stored")
 
 
+def attendance_status_topic(device_sn: str) -> str:
+    return _topic("attendance", device_sn, "status")
+
+
+def attendance_command_topic(device_sn: str) -> str:
+    return _topic("attendance", device_sn, "cmd")
+
+
 def controlroom_state_topic() -> str:
     return f"{TOPIC_ROOT}/controlroom/state"
 
@@ -272,6 +285,7 @@ CONTROLROOM_SUBSCRIPTIONS: tuple[tuple[str, int], ...] = (
     (f"{TOPIC_ROOT}/cctv/+/analytics", 0),
     (f"{TOPIC_ROOT}/cctv/+/snapshot", 0),
     (f"{TOPIC_ROOT}/attendance/+/logs", 1),
+    (f"{TOPIC_ROOT}/attendance/+/status", 1),
 )
 
 
@@ -475,14 +489,30 @@ class CctvSnapshot(EdgeMessage):
     jpeg_b64: str = Field(max_length=MAX_SNAPSHOT_BYTES)
 
 
+def _zone_name(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Asia/Jakarta "
+                         "(WIB), Asia/Makassar (WITA) or Asia/Jayapura (WIT)") from None
+    return value
+
+
+# The office's IANA zone: attendance rules work on the office's local day.
+ZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_zone_name)]
+BatchId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=24)]  # the 72-byte record's field
+
+
 class Punch(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    user_id: Annotated[str, StringConstraints(min_length=1, max_length=24)]
+    user_id: UserId
     # Machine time is local wall time; the edge attaches the office's zone (WIB/WITA/WIT).
     at: datetime
-    state: int = Field(0, ge=0, le=255)
-    verify: int = Field(0, ge=0, le=255)
+    state: int = Field(0, ge=0, le=255)  # punch state: 0 in, 1 out, 2 break out, 3 break in, 4/5 overtime
+    verify: int = Field(0, ge=0, le=255)  # verify type: 0 password, 1 fingerprint, 2 card, 15 face
+    work_code: int = Field(0, ge=0, le=2**31 - 1)
 
     @field_validator("at")
     @classmethod
@@ -493,16 +523,86 @@ class Punch(BaseModel):
 
 
 class AttendanceBatch(EdgeMessage):
+    """Punches pulled from one machine, in the order the machine keeps them."""
+
     device_sn: Ident
-    batch_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+    batch_id: BatchId
+    tz: ZoneName = "Asia/Jakarta"
     punches: tuple[Punch, ...] = Field(min_length=1, max_length=500)
+
+    @model_validator(mode="after")
+    def _offsets_match_the_zone(self) -> AttendanceBatch:
+        zone = ZoneInfo(self.tz)
+        for k, p in enumerate(self.punches):
+            if p.at.utcoffset() != p.at.astimezone(zone).utcoffset():
+                raise ValueError(f"punch {k}: time {p.at.isoformat()} is not in the office zone {self.tz}")
+        return self
 
 
 class AttendanceStored(Payload):
     device_sn: Ident
-    batch_ids: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")], ...] = Field(
-        min_length=1, max_length=1000
-    )
+    batch_ids: tuple[BatchId, ...] = Field(min_length=1, max_length=1000)
+
+
+class AttendanceStatus(EdgeMessage):
+    """What the office edge knows of one machine; retained, so it is the current state."""
+
+    device_sn: Ident
+    online: bool
+    tz: ZoneName = "Asia/Jakarta"
+    office: str = Field("", max_length=120)
+    name: str = Field("", max_length=120)
+    platform: str = Field("", max_length=120)
+    firmware: str = Field("", max_length=120)
+    users: int | None = Field(None, ge=0, le=10_000_000)
+    users_capacity: int | None = Field(None, ge=0, le=10_000_000)
+    punches: int | None = Field(None, ge=0, le=100_000_000)
+    punches_capacity: int | None = Field(None, ge=0, le=100_000_000)
+    clock_drift_s: float | None = Field(None, ge=-1e9, le=1e9)  # machine clock − true time
+    last_punch_at: datetime | None = None  # the edge's watermark: newest punch pulled
+    unstored: int = Field(0, ge=0)  # punches pulled and not yet confirmed stored
+    error: str = Field("", max_length=300)
+
+
+class MachineUser(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user_id: UserId
+    name: str = Field("", max_length=24)
+    privilege: Literal["user", "admin"] = "user"
+    card: int = Field(0, ge=0, le=2**32 - 1)
+
+
+class UsersBody(BaseModel):
+    """Add or update these users on the machine and remove those; the rest stay."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["users"] = "users"
+    upsert: tuple[MachineUser, ...] = Field((), max_length=500)
+    remove: tuple[UserId, ...] = Field((), max_length=500)
+
+
+class SyncTimeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["sync_time"] = "sync_time"
+
+
+class AttendanceCommand(Payload):
+    """A command to one attendance machine through its office edge; void after ``expires_at``."""
+
+    cmd_id: BatchId
+    issuer: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    device_sn: Ident
+    expires_at: UtcTime
+    body: Annotated[UsersBody | SyncTimeBody, Field(discriminator="type")]
+
+    @model_validator(mode="after")
+    def _expiry_after_issue(self) -> AttendanceCommand:
+        if self.expires_at <= self.ts:
+            raise ValueError("expires_at must be after ts")
+        return self
 
 
 class ControlRoomState(Payload):
@@ -521,6 +621,8 @@ MODEL_BY_KIND: dict[Kind, type[Payload]] = {
     Kind.CCTV_SNAPSHOT: CctvSnapshot,
     Kind.ATTENDANCE_LOGS: AttendanceBatch,
     Kind.ATTENDANCE_STORED: AttendanceStored,
+    Kind.ATTENDANCE_STATUS: AttendanceStatus,
+    Kind.ATTENDANCE_COMMAND: AttendanceCommand,
     Kind.CONTROLROOM_STATE: ControlRoomState,
 }
 
@@ -536,6 +638,8 @@ _TOPIC_KEY_FIELD: dict[Kind, str] = {
     Kind.CCTV_SNAPSHOT: "camera_id",
     Kind.ATTENDANCE_LOGS: "device_sn",
     Kind.ATTENDANCE_STORED: "device_sn",
+    Kind.ATTENDANCE_STATUS: "device_sn",
+    Kind.ATTENDANCE_COMMAND: "device_sn",
 }
 
 

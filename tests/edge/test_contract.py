@@ -49,6 +49,23 @@ SAMPLES: list[tuple[str, c.Payload]] = [
         punches=[c.Punch(user_id="42", at=datetime.fromisoformat("2026-11-22T07:29:00+07:00"))])),
     (c.attendance_stored_topic("ABC123"), c.AttendanceStored(
         ts=NOW, device_sn="ABC123", batch_ids=["batch-00000001"])),
+    (c.attendance_logs_topic("WITA1"), c.AttendanceBatch(
+        **EDGE, device_sn="WITA1", batch_id="batch-00000002", tz="Asia/Makassar",
+        punches=[c.Punch(user_id="198503122010012001", state=1, verify=15, work_code=3,
+                         at=datetime.fromisoformat("2026-11-22T16:01:00+08:00"))])),
+    (c.attendance_status_topic("ABC123"), c.AttendanceStatus(
+        **EDGE, device_sn="ABC123", online=True, name="Lobi BKPSDM", platform="ZMM220_TFT",
+        firmware="Ver 6.60 Apr 28 2017", users=120, users_capacity=3000, punches=85_000,
+        punches_capacity=100_000, clock_drift_s=-3.5,
+        last_punch_at=datetime.fromisoformat("2026-11-22T07:29:00+07:00"), unstored=12)),
+    (c.attendance_command_topic("ABC123"), c.AttendanceCommand(
+        ts=NOW, cmd_id="cmd-0003-abcd", issuer="bkpsdm:siti", device_sn="ABC123",
+        expires_at=NOW + timedelta(hours=1),
+        body=c.UsersBody(upsert=[c.MachineUser(user_id="42", name="Siti Rahayu", card=123456)],
+                         remove=["43"]))),
+    (c.attendance_command_topic("ABC123"), c.AttendanceCommand(
+        ts=NOW, cmd_id="cmd-0004-abcd", issuer="bkpsdm:siti", device_sn="ABC123",
+        expires_at=NOW + timedelta(hours=1), body=c.SyncTimeBody())),
     (c.controlroom_state_topic(), c.ControlRoomState(ts=NOW, status="online", epoch=7)),
 ]
 
@@ -65,6 +82,9 @@ def test_topics_follow_the_design_table() -> None:
     assert c.edge_state_topic("e1") == "kota/v1/edge/e1/state"
     assert c.command_ack_topic("cctv", "cam-9") == "kota/v1/cctv/cam-9/cmd_ack"
     assert c.attendance_stored_topic("SN1") == "kota/v1/attendance/SN1/stored"
+    assert c.attendance_status_topic("SN1") == "kota/v1/attendance/SN1/status"
+    assert c.parse_topic("kota/v1/attendance/SN1/status").spec.retain is True
+    assert c.parse_topic("kota/v1/attendance/SN1/cmd").spec.kind is c.Kind.ATTENDANCE_COMMAND
     spec = c.parse_topic("kota/v1/traffic/x/telemetry").spec
     assert (spec.qos, spec.retain) == (0, False)
     spec = c.parse_topic("kota/v1/edge/x/state").spec
@@ -155,3 +175,19 @@ def test_decode_of_mangled_json_objects_is_always_a_contract_error_or_valid(body
     except c.ContractError:
         return
     assert isinstance(message.payload, c.TrafficTelemetry)
+
+
+def _batch_json(tz: str, at: str) -> bytes:
+    return (f'{{"v":1,"ts":"2026-11-22T00:00:00Z","edge_id":"office-1","epoch":1,"seq":1,'
+            f'"device_sn":"SN1","batch_id":"batch-00000001","tz":"{tz}",'
+            f'"punches":[{{"user_id":"42","at":"{at}"}}]}}').encode()
+
+
+@pytest.mark.parametrize(("tz", "at", "why"), [
+    ("Asia/Bandung", "2026-11-22T07:29:00+07:00", "unknown time zone"),
+    ("Asia/Jakarta", "2026-11-22T07:29:00+08:00", "not in the office zone"),
+    ("Asia/Jakarta", "2026-11-22T07:29:00", "UTC offset"),
+])
+def test_attendance_batches_with_a_wrong_zone_are_rejected(tz: str, at: str, why: str) -> None:
+    with pytest.raises(c.SchemaError, match=why):
+        c.decode(c.attendance_logs_topic("SN1"), _batch_json(tz, at))
