@@ -21,6 +21,7 @@ import platform
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
@@ -55,7 +56,7 @@ from edge.controllers import (
 from edge.link import LinkError, display_url
 from edge.liveness import ControlRoomLiveness, Liveness, WatchedLink
 from edge.outbox import Outbox, OutboxError
-from edge.pollers import Poller
+from edge.pollers import AsyncPoller, Poller
 from edge.settings import EdgeSettings, SimulatedIntersectionSettings
 from edge.status import remove_status, write_status
 from edge.traffic import EventDraft, IntersectionWatch, ReadingError, Stamp, telemetry
@@ -126,6 +127,10 @@ class EdgeAgent:
         # Final answers to recent commands (inbound worker only), so a redelivered command is
         # answered again but not applied twice.
         self._answered: OrderedDict[str, tuple[AckStatus, str]] = OrderedDict()
+        # Controller commands being carried out on the Modbus loop (a redelivery meanwhile is
+        # not carried out twice); both guarded by _answer_lock.
+        self._in_flight: set[str] = set()
+        self._answer_lock = threading.Lock()
         # 1. the outbox, and this run's epoch from it
         self.outbox = Outbox(self.state_dir / OUTBOX_FILE, settings.telemetry_cap)
         self.epoch = self.outbox.next_epoch()
@@ -145,12 +150,20 @@ class EdgeAgent:
             poller.add_listener(lambda p, iid=spec.intersection_id: self._polled(iid, p))
             self._intersections[spec.intersection_id] = _Intersection(
                 poller, IntersectionWatch(spec.intersection_id), simulated=device)
+        # Controllers are polled as tasks on that loop, not in a thread each (an agent may
+        # serve hundreds); what each poll reports is published from one worker thread, so the
+        # outbox's disk writes never hold up Modbus I/O. Their first polls are spread over the
+        # poll interval.
         self._modbus = ModbusLoop(f"edge-modbus-{self.edge_id}") if settings.controllers else None
-        for cspec in settings.controllers:
-            assert self._modbus is not None
+        self._publisher = (ThreadPoolExecutor(1, thread_name_prefix=f"edge-publish-{self.edge_id}")
+                           if settings.controllers else None)
+        for k, cspec in enumerate(settings.controllers):
+            assert self._modbus is not None and self._publisher is not None
             controller = ControllerDevice(cspec, self._modbus, self._controlroom_alive)
-            poller = Poller(
-                controller.device_id, controller.fetch, interval_s=cspec.poll_interval_s,
+            poller = AsyncPoller(
+                controller.device_id, controller.poll, spawn=self._modbus.spawn,
+                dispatch=self._publisher.submit, interval_s=cspec.poll_interval_s,
+                first_delay_s=cspec.poll_interval_s * k / len(settings.controllers),
                 errors=(ControllerError,),
                 hint=f"check the controller at {cspec.address}: power, network cable, IP address "
                      "and Modbus unit id (`kota device controller status` probes it)")
@@ -247,6 +260,8 @@ class EdgeAgent:
                 except (RuntimeError, ControllerError) as exc:
                     log.warning("closing controller %s: %s", controller.intersection_id, exc)
             self._modbus.stop()
+        if self._publisher is not None:
+            self._publisher.shutdown(wait=True, cancel_futures=True)
         try:
             remove_status(self.state_dir)
         except OSError as exc:
@@ -308,7 +323,7 @@ class EdgeAgent:
             if self._status_stop.wait(interval_s):
                 return
 
-    # ------------------------------------------------------------------ after each poll (poller thread)
+    # ------------------------------------------------------------------ after each poll (poller or publisher thread)
 
     def _polled(self, iid: str, poller: Poller[Any]) -> None:
         try:
@@ -365,11 +380,17 @@ class EdgeAgent:
             log.warning("ignored a %s message on the command topic %s", message.kind.value, topic)
             return
         iid = command.intersection_id
-        answered = self._answered.get(command.cmd_id)
+        with self._answer_lock:
+            answered = self._answered.get(command.cmd_id)
+            in_flight = command.cmd_id in self._in_flight
         if answered is not None:
             # A QoS 1 redelivery or a control-room retry: answer again, never act twice.
             log.info("command %s seen before; repeating its ack (%s)", command.cmd_id, answered[0])
             self._ack(iid, command.cmd_id, *answered)
+            return
+        if in_flight:
+            log.info("command %s seen before and still being carried out; its ack follows",
+                     command.cmd_id)
             return
         intersection = self._intersections.get(iid)
         if intersection is None:
@@ -406,25 +427,55 @@ class EdgeAgent:
         return not patterns or any(fnmatch.fnmatchcase(issuer, p) for p in patterns)
 
     def _command_controller(self, controller: ControllerDevice, command: TrafficCommand) -> None:
-        """Judge against the controller's own limits (nothing written if unsafe), then accept,
-        write, and answer with what the controller's result register says."""
+        """Hand the command to the Modbus loop and return: a burst of commands for many
+        controllers (the control room's first plans for all of them) is carried out side by
+        side, not one controller's round trips after another's."""
+        assert self._modbus is not None
+        with self._answer_lock:
+            self._in_flight.add(command.cmd_id)
+        try:
+            future = self._modbus.spawn(self._carry_out(controller, command))
+        except RuntimeError:  # the agent is stopping: no answer, the control room retries
+            with self._answer_lock:
+                self._in_flight.discard(command.cmd_id)
+            return
+        future.add_done_callback(_log_crash)
+
+    async def _carry_out(self, controller: ControllerDevice, command: TrafficCommand) -> None:
+        """On the loop, one command at a time per controller: judge against the controller's
+        own limits (nothing written if unsafe), then accept, write, and answer with what the
+        controller's result register says. Acks are stored from the publisher thread."""
         iid, cmd_id = command.intersection_id, command.cmd_id
         try:
-            prepared = controller.prepare(command.body)
-        except CommandRefused as exc:
-            self._ack(iid, cmd_id, "rejected", f"unsafe for this controller: {exc.reason}")
-            return
-        except ControllerError as exc:
-            self._ack(iid, cmd_id, "rejected", f"controller unreachable, nothing written: {exc}")
-            return
-        self._ack(iid, cmd_id, "accepted")
-        try:
-            note = controller.execute(prepared)
-        except ControllerError as exc:
-            self._ack(iid, cmd_id, "rejected", refusal_text(exc))
-            return
-        log.info("command %s for %s applied: %s — %s", cmd_id, iid, prepared.describe(), note)
-        self._ack(iid, cmd_id, "applied", note)
+            async with controller.command_turn:
+                now = utc_now()
+                if command.expires_at <= now:  # it waited for the controller past its expiry
+                    self._ack_later(iid, cmd_id, "rejected", f"expired at "
+                                    f"{command.expires_at.isoformat()} before the controller was "
+                                    f"free (edge clock {now.isoformat()})")
+                    return
+                try:
+                    prepared = await controller.prepare_async(command.body)
+                except CommandRefused as exc:
+                    self._ack_later(iid, cmd_id, "rejected",
+                                    f"unsafe for this controller: {exc.reason}")
+                    return
+                except ControllerError as exc:
+                    self._ack_later(iid, cmd_id, "rejected",
+                                    f"controller unreachable, nothing written: {exc}")
+                    return
+                self._ack_later(iid, cmd_id, "accepted")
+                try:
+                    note = await controller.execute_async(prepared)
+                except ControllerError as exc:
+                    self._ack_later(iid, cmd_id, "rejected", refusal_text(exc))
+                    return
+                log.info("command %s for %s applied: %s — %s", cmd_id, iid, prepared.describe(),
+                         note)
+                self._ack_later(iid, cmd_id, "applied", note)
+        finally:
+            with self._answer_lock:
+                self._in_flight.discard(cmd_id)
 
     def _reject_unreadable(self, topic: str, raw: bytes, exc: ContractError) -> None:
         cmd_id = _salvage_cmd_id(raw)
@@ -442,18 +493,46 @@ class EdgeAgent:
                     topic, exc.reason, exc.detail)
 
     def _ack(self, target_id: str, cmd_id: str, status: AckStatus, reason: str = "") -> None:
+        self._remember(target_id, cmd_id, status, reason)
+        self._send_ack(target_id, cmd_id, status, reason)
+
+    def _ack_later(self, target_id: str, cmd_id: str, status: AckStatus, reason: str = "") -> None:
+        """From the Modbus loop: remembered at once (a redelivery is answered, not carried out
+        again), stored and sent from the publisher thread (the outbox syncs to disk for QoS 1;
+        the loop must not wait for that). One publisher thread keeps an accepted before its
+        applied."""
+        assert self._publisher is not None
+        self._remember(target_id, cmd_id, status, reason)
+        self._publisher.submit(self._send_ack_logged, target_id, cmd_id, status, reason)
+
+    def _remember(self, target_id: str, cmd_id: str, status: AckStatus, reason: str) -> None:
         if status != "accepted":
-            self._answered[cmd_id] = (status, reason)
-            while len(self._answered) > ANSWERED_MEMORY:
-                self._answered.popitem(last=False)
+            with self._answer_lock:
+                self._answered[cmd_id] = (status, reason)
+                while len(self._answered) > ANSWERED_MEMORY:
+                    self._answered.popitem(last=False)
         if status == "rejected":
             log.warning("command %s for %s rejected: %s", cmd_id, target_id, reason)
 
+    def _send_ack_logged(self, target_id: str, cmd_id: str, status: AckStatus, reason: str) -> None:
+        try:
+            self._send_ack(target_id, cmd_id, status, reason)
+        except OutboxError as exc:
+            log.error("command %s for %s: its %s ack could not be stored: %s", cmd_id, target_id,
+                      status, exc)
+
+    def _send_ack(self, target_id: str, cmd_id: str, status: AckStatus, reason: str) -> None:
         def build(stamp: Stamp) -> CommandAck:
             return CommandAck(**stamp.fields(), cmd_id=cmd_id, target_id=target_id, status=status,
                               reason=reason[:300])
 
         self.link.send(command_ack_topic("traffic", target_id), build)
+
+
+def _log_crash(future: Future[None]) -> None:
+    """A task's programming error would otherwise stay in a future nobody reads."""
+    if not future.cancelled() and future.exception() is not None:
+        log.error("carrying out a command failed", exc_info=future.exception())
 
 
 def _apply(device: SimpleIntersection, body: PlanBody | OverrideBody) -> None:

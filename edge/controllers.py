@@ -66,6 +66,8 @@ OVERRIDE_CODES: dict[str, tuple[CommandCode, bool]] = {
 }
 
 LOOP_START_S = 5.0
+# The watchdog is kicked when less than this share of it is left (see _feed_watchdog).
+KICK_BELOW = 2 / 3
 
 
 class ModbusLoop:
@@ -112,6 +114,14 @@ class ModbusLoop:
         except concurrent.futures.TimeoutError as exc:
             future.cancel()
             raise ControllerTimeout(f"{what}: no result within {timeout_s:g} s") from exc
+
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule ``coro`` on the loop and return at once (pollers run as tasks this way)."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            coro.close()
+            raise RuntimeError("the agent's Modbus loop is not running")
+        return asyncio.run_coroutine_threadsafe(coro, loop)
 
     def call(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the loop and wait (closing clients belongs to the loop's thread)."""
@@ -287,7 +297,8 @@ class WatchdogState:
 
 
 class ControllerDevice:
-    """One controller: polled by a ``Poller`` thread, its Modbus I/O run on the shared loop.
+    """One controller: polled by an ``AsyncPoller`` task on the shared loop (``poll``), its
+    commands run there too from the agent's command thread (``prepare``, ``execute``).
 
     ``liveness`` is asked before every kick, so the watchdog is fed only while the control room
     is alive; when it is not, the controller's own watchdog runs out and it falls back.
@@ -308,6 +319,8 @@ class ControllerDevice:
         self.watchdog = WatchdogState(False, "not polled yet", 0, None)
         # A poll is at most identity + timeout write + status/detector reads + kick.
         self._poll_budget_s = 6 * spec.timeout_s + 1.0
+        # Commands to this controller are carried out one at a time, in arrival order.
+        self.command_turn = asyncio.Lock()
 
     @property
     def intersection_id(self) -> str:
@@ -317,11 +330,23 @@ class ControllerDevice:
     def device_id(self) -> str:
         return f"ctl-{self.spec.intersection_id}"
 
-    # ------------------------------------------------------------------ polling (poller thread)
+    # ------------------------------------------------------------------ polling (on the loop)
+
+    async def poll(self) -> ControllerReading:
+        """One poll (the ``AsyncPoller``'s fetch, on the loop); raises ControllerError when the
+        controller fails or the whole poll overruns its budget."""
+        try:
+            return await asyncio.wait_for(self._poll(), self._poll_budget_s)
+        except TimeoutError as exc:
+            self._set_up = False
+            self._counts.reset()
+            raise ControllerTimeout(f"controller {self.spec.address}: poll not done within "
+                                    f"{self._poll_budget_s:g} s") from exc
 
     def fetch(self) -> ControllerReading:
-        """One poll (the ``Poller``'s fetch); raises ControllerError when the controller fails."""
-        return self._loop.run(self._poll(), self._poll_budget_s, f"controller {self.spec.address}")
+        """One poll from another thread, waiting for it (a technician's probe, tests)."""
+        return self._loop.run(self.poll(), self._poll_budget_s + 1.0,
+                              f"controller {self.spec.address}")
 
     async def _poll(self) -> ControllerReading:
         try:
@@ -338,7 +363,7 @@ class ControllerDevice:
             ident = self.identity
             assert ident is not None
             snapshot = await self.client.snapshot()
-            await self._feed_watchdog()
+            await self._feed_watchdog(snapshot.status.watchdog_left_ds)
         except ControllerError:
             # After any failure the next contact starts over: the controller may have been
             # restarted or replaced, and a lost connection may have lost our timeout write.
@@ -349,7 +374,12 @@ class ControllerDevice:
                                      snapshot.status.uptime_s)
         return reading_from(snapshot, ident, counts)
 
-    async def _feed_watchdog(self) -> None:
+    async def _feed_watchdog(self, left_ds: int) -> None:
+        """Kick while the control room is alive, once less than ``KICK_BELOW`` of the watchdog
+        is left (as this poll read it): a kick is a Modbus write, and one per poll per
+        controller doubles the requests of an agent with hundreds of them. The margin is many
+        polls (the settings require a watchdog of at least two), and a controller that reads 0
+        — expired, or one that does not report the time left — is kicked on every poll."""
         verdict = self._liveness()
         before = self.watchdog
         # The agent logs the control room's transitions once; per controller only at debug.
@@ -359,6 +389,9 @@ class ControllerDevice:
                           "local plan after %g s", self.intersection_id, verdict.reason,
                           self.spec.watchdog_timeout_s)
             self.watchdog = WatchdogState(False, verdict.reason, before.kicks, before.last_kick_at)
+            return
+        if left_ds > KICK_BELOW * self._watchdog_ds:
+            self.watchdog = WatchdogState(True, verdict.reason, before.kicks, before.last_kick_at)
             return
         await self.client.kick_watchdog()
         if not before.feeding and before.kicks:
@@ -372,6 +405,21 @@ class ControllerDevice:
         """Judge a command against this controller's limits (reads identity and timing)."""
         return self._loop.run(self._prepare(body), self._poll_budget_s,
                               f"controller {self.spec.address}")
+
+    async def prepare_async(self, body: PlanBody | OverrideBody) -> Prepared:
+        """``prepare`` on the loop itself."""
+        return await self._within_budget(self._prepare(body), "judging a command")
+
+    async def execute_async(self, prepared: Prepared) -> str:
+        """``execute`` on the loop itself."""
+        return await self._within_budget(self._execute(prepared), "carrying out a command")
+
+    async def _within_budget(self, coro: Coroutine[Any, Any, T], what: str) -> T:
+        try:
+            return await asyncio.wait_for(coro, self._poll_budget_s)
+        except TimeoutError as exc:
+            raise ControllerTimeout(f"controller {self.spec.address}: {what} took over "
+                                    f"{self._poll_budget_s:g} s") from exc
 
     async def _prepare(self, body: PlanBody | OverrideBody) -> Prepared:
         ident = await self.client.identity()

@@ -1,19 +1,25 @@
 """One poller per device, in the manner of a Home Assistant data-update coordinator.
 
-A poller fetches a typed snapshot on an interval in its own thread; consumers read only the
-snapshot and the availability it implies. A failure is logged once (what failed and what to
-do), the recovery once — never once per poll. It knows nothing of MQTT or of what the snapshot
-holds; it catches only the device's own error tree, so a programming error still surfaces.
+A poller fetches a typed snapshot on an interval; consumers read only the snapshot and the
+availability it implies. A failure is logged once (what failed and what to do), the recovery
+once — never once per poll. It knows nothing of MQTT or of what the snapshot holds; it catches
+only the device's own error tree, so a programming error still surfaces.
+
+``Poller`` polls a blocking fetch in a thread of its own; ``AsyncPoller`` polls a coroutine as
+a task on an event loop it is given, so that an agent with hundreds of asyncio devices (Modbus
+controllers) runs them all on one loop thread instead of one thread each.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from edge.contract import utc_now
 
@@ -116,6 +122,9 @@ class Poller(Generic[Snapshot]):
             self._failed(exc)
         else:
             self._succeeded(snapshot)
+        self._notify()
+
+    def _notify(self) -> None:
         for listener in list(self._listeners):
             listener(self)
 
@@ -172,3 +181,94 @@ class Poller(Generic[Snapshot]):
         if recovered and since is not None:
             log.info("device %s: answering again after %d failed polls (%.0f s)",
                      self.name, failures, (now - since).total_seconds())
+
+
+class AsyncPoller(Poller[Snapshot]):
+    """A ``Poller`` whose fetch is a coroutine, run as a task on a shared event loop.
+
+    ``spawn`` schedules a coroutine on that loop from any thread (``ModbusLoop.spawn``).
+    Listeners are handed to ``dispatch`` (one worker thread for all pollers of an agent), so a
+    listener that stores or publishes never holds up the loop's device I/O. If the listeners of
+    the previous poll have not run yet when the next poll ends, that poll's call is not queued
+    again: the pending call reads the newest state (an overloaded agent reports less often
+    rather than later and later). ``first_delay_s`` spreads the pollers of one agent over the
+    interval instead of polling every device at the same instant.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        fetch: Callable[[], Awaitable[Snapshot]],
+        *,
+        spawn: Callable[[Coroutine[Any, Any, None]], concurrent.futures.Future[None]],
+        dispatch: Callable[[Callable[[], None]], object],
+        interval_s: float,
+        errors: tuple[type[Exception], ...],
+        hint: str = "check the device's power, cabling and address",
+        first_delay_s: float = 0.0,
+    ) -> None:
+        super().__init__(name, self._not_blocking, interval_s=interval_s, errors=errors,
+                         hint=hint)
+        self._fetch_async = fetch
+        self._spawn = spawn
+        self._dispatch = dispatch
+        self._first_delay_s = max(0.0, first_delay_s)
+        self._future: concurrent.futures.Future[None] | None = None
+        self._notify_pending = threading.Event()
+
+    def _not_blocking(self) -> Snapshot:
+        raise TypeError(f"poller {self.name} polls on its event loop: use poll_async")
+
+    async def poll_async(self) -> None:
+        """One fetch and state update on the loop; the listeners are dispatched."""
+        try:
+            snapshot = await self._fetch_async()
+        except self._errors as exc:
+            self._failed(exc)
+        else:
+            self._succeeded(snapshot)
+        if self._listeners and not self._notify_pending.is_set():
+            self._notify_pending.set()
+            self._dispatch(self._dispatched)
+
+    def _dispatched(self) -> None:
+        self._notify_pending.clear()  # before reading: a poll ending meanwhile queues again
+        try:
+            self._notify()
+        except Exception:
+            # A thread would print this and die; an executor would keep it in a future nobody
+            # reads. Say it, so a programming error in a listener still surfaces.
+            log.exception("device %s: a listener failed", self.name)
+            raise
+
+    def poll_once(self) -> None:
+        raise TypeError(f"poller {self.name} polls on its event loop: use poll_async")
+
+    def start(self) -> None:
+        if self._future is not None:
+            raise RuntimeError(f"poller {self.name} already started")
+        self._future = self._spawn(self._run_async())
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Cancel the task (a poll in flight is abandoned; the driver drops its connection)."""
+        future, self._future = self._future, None
+        if future is None:
+            return
+        future.cancel()
+        try:
+            future.result(timeout_s)
+        except (concurrent.futures.CancelledError, concurrent.futures.TimeoutError):
+            pass
+
+    async def _run_async(self) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(self._first_delay_s)
+        next_due = loop.time()
+        while True:
+            await self.poll_async()
+            # Drift-free schedule; after a slow fetch skip the missed slots instead of bursting.
+            next_due += self._interval_s
+            now = loop.time()
+            if next_due < now:
+                next_due = now + self._interval_s
+            await asyncio.sleep(next_due - now)

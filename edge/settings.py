@@ -61,8 +61,9 @@ class ControllerSettings(BaseModel):
     watchdog_timeout_s: float = Field(
         30.0, ge=WATCHDOG_MIN_S, le=WATCHDOG_MAX_S,
         description="Central watchdog the agent sets on the controller: without a kick for this "
-        "long (controller time) the controller falls back to its local plan. The agent kicks on "
-        "every poll while the control room is alive.")
+        "long (controller time) the controller falls back to its local plan. While the control "
+        "room is alive the agent kicks it on a poll that finds less than two thirds of it left "
+        "(every poll if the controller reports none).")
     reconnect_max_s: float = Field(30.0, ge=0.1, le=600, description="Longest wait between "
                                    "reconnect attempts to an unreachable controller.")
     location: str = Field("", max_length=120, description="Where the cabinet stands, for "
