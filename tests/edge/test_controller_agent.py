@@ -340,9 +340,14 @@ def test_a_silent_control_room_lets_the_controller_fall_back_and_its_return_resu
         emulators: EmulatorThread,
         central: tuple[ControllerEmulator, Recorder, EdgeAgent, Heartbeat]) -> None:
     emu, recorder, agent, heart = central
+    kicks = agent.controllers[IID].watchdog.kicks
+    requests = agent.controllers[IID].client.requests
     time.sleep(WATCHDOG_S / SCALE + 0.3)  # longer than the watchdog: the kicks keep it central
     assert emulators.call(lambda: emu.program.running_plan.number) == 7
     assert agent.controllers[IID].watchdog.feeding
+    # Kicked when under two thirds of the watchdog is left, not on every poll (10 a second).
+    kicked = agent.controllers[IID].watchdog.kicks - kicks
+    assert 1 <= kicked <= 0.5 * (agent.controllers[IID].client.requests - requests - kicked)
 
     # The control room hangs: still "online", but silent. After the liveness window the agent
     # stops feeding; the watchdog expires 1 s later; the controller takes its local plan at the
