@@ -460,8 +460,8 @@ def _add_city_parser(kinds: argparse._SubParsersAction) -> None:
 
 def add_sim_parser(sub: argparse._SubParsersAction) -> None:
     """Register `sim controller` and `sim city` on the `kota` command's subparsers."""
-    sim = sub.add_parser("sim", help="run emulated field devices (traffic controller) and the "
-                         "SUMO city around them",
+    sim = sub.add_parser("sim", help="run emulated field devices (traffic controller, "
+                         "attendance machine) and the SUMO city around them",
                          description="Emulated device firmware speaking the real protocols, for "
                          "testing an edge box or the control room without street hardware; "
                          "`sim city` puts them in a SUMO city.")
@@ -497,4 +497,7 @@ def add_sim_parser(sub: argparse._SubParsersAction) -> None:
                      "1 a busy street (default), up to 5")
     ctl.add_argument("--duration", type=float, metavar="S", help="stop by itself after S real "
                      "seconds (default: run until Ctrl-C / SIGTERM)")
+    from kota.sim_zk import add_parser as add_zk_parser
+
+    add_zk_parser(kinds)
     _add_city_parser(kinds)

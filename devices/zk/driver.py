@@ -52,7 +52,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -102,6 +102,10 @@ def office_zone(name: str) -> ZoneInfo:
     except KeyError as exc:
         raise ValueError(f"unknown time zone {name!r}: use WIB, WITA, WIT or an IANA name "
                          f"such as Asia/Makassar") from exc
+
+
+class ZkLogChanged(ZkError):
+    """The attendance log no longer holds what the caller read: a clear was not done."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,12 +375,23 @@ class ZkDriver:
             return None
         return {u.uid: u.user_id for u in self.users()}
 
-    def clear_punches(self) -> None:
-        """Erase the attendance log (users stay). Irreversible: the caller must know that every
-        punch on the machine is stored elsewhere first."""
+    def clear_punches(self, *, expect_count: int | None = None) -> int:
+        """Erase the attendance log (users stay); returns how many punches it held.
+
+        Irreversible: the caller must know that every punch on the machine is stored
+        elsewhere. With ``expect_count`` the log is erased only if it holds exactly that many
+        records (the machine is disabled from the count to the erase, so no punch slips in);
+        otherwise ``ZkLogChanged`` and nothing is erased.
+        """
         with self._disabled():
+            held = self.sizes().records
+            if expect_count is not None and held != expect_count:
+                raise ZkLogChanged(f"the attendance machine at {self.where} holds {held} "
+                                   f"punches, not the {expect_count} expected: nothing was "
+                                   f"erased — read the log again first")
             self._call(Command.CLEAR_ATTLOG)
             self._call(Command.REFRESHDATA)
+        return held
 
     # ----------------------------------------------------------------- clock
 
@@ -388,8 +403,9 @@ class ZkDriver:
         """Set the clock to ``when`` (aware; default: now); returns the local time sent."""
         if when is not None and when.tzinfo is None:
             raise ValueError("when must be an aware datetime")
-        local = (when or datetime.now(UTC)).astimezone(self.tz).replace(tzinfo=None,
-                                                                        microsecond=0)
+        # The machine takes whole seconds: round to the nearest, not down.
+        local = ((when or datetime.now(UTC)) + timedelta(milliseconds=500)).astimezone(
+            self.tz).replace(tzinfo=None, microsecond=0)
         self._call(Command.SET_TIME, payloads.encode_set_time(local))
         self._call(Command.REFRESHDATA)
         return local.replace(tzinfo=self.tz)
@@ -603,4 +619,5 @@ def pull_punches(targets: Sequence[MachineTarget], *, tz: ZoneInfo, max_parallel
 
 
 __all__ = ["OFFICE_ZONES", "MachineTarget", "Punch", "PullResult", "ZkDriver", "ZkInfo",
+           "ZkLogChanged",
            "office_zone", "pull_punches"]
