@@ -46,9 +46,9 @@ BAR_WIDTH = 30
 class ProgressBar:
     """``received/total`` bytes as a bar on stderr, redrawn at most ten times a second."""
 
-    def __init__(self, label: str, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
         self.label = label
-        self.stream = stream
+        self.stream = stream or sys.stderr
         self._drawn_at = 0.0
         self._started = time.monotonic()
 

@@ -32,3 +32,14 @@ def test_bench_core_compares_with_the_loop() -> None:
     assert [s["intersections"] for s in figures["sizes"]] == [20, 50]
     assert figures["all_plans_equal"] is True
     assert all(s["speedup"] > 0 and s["vector_ms_median"] > 0 for s in figures["sizes"])
+
+
+def test_bench_zk_driver_and_pyzk_read_the_same_punches() -> None:
+    figures = _last_json(["bench", "zk", "--punches", "3000", "--repeat", "1", "--machines", "3",
+                          "--machine-punches", "200", "--parallel", "2", "--json"], 120)
+    one = figures["one_machine"]
+    assert one["same_count"] is True
+    assert one["driver"]["punches"] == one["pyzk"]["punches"] == 3000
+    assert one["driver"]["wall_s"] > 0 and one["pyzk"]["cpu_s"] >= 0
+    sync = figures["agent_sync"]
+    assert (sync["machines"], sync["punches"], sync["failed"]) == (3, 600, 0)
