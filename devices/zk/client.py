@@ -186,6 +186,11 @@ class ZkClient:
                 data = self._sock.recv(UDP_RECV_SIZE if self.udp else RECV_SIZE)
             except TimeoutError:
                 continue
+            except ConnectionRefusedError as exc:  # UDP: the port is closed (ICMP unreachable)
+                self._drop()
+                raise ZkConnectionError(f"cannot reach the attendance machine at {self.where}: "
+                                        f"nothing answers on that port. Check the address and "
+                                        f"port (menu Comm. → Ethernet, default 4370)") from exc
             except OSError as exc:
                 self._drop()
                 raise ZkConnectionError(f"the attendance machine at {self.where} dropped the "

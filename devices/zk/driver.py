@@ -96,10 +96,7 @@ def office_zone(name: str) -> ZoneInfo:
     key = OFFICE_ZONES.get(name.upper(), name)
     try:
         return ZoneInfo(key)
-    except (ValueError, OSError) as exc:  # ZoneInfoNotFoundError is an OSError… or KeyError
-        raise ValueError(f"unknown time zone {name!r}: use WIB, WITA, WIT or an IANA name "
-                         f"such as Asia/Makassar") from exc
-    except KeyError as exc:
+    except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
         raise ValueError(f"unknown time zone {name!r}: use WIB, WITA, WIT or an IANA name "
                          f"such as Asia/Makassar") from exc
 
@@ -183,6 +180,7 @@ class ZkDriver:
         self.disable_while_reading = disable_while_reading
         self._client = ZkClient(host, port, udp=udp, timeout_s=timeout_s, comm_key=comm_key)
         self._formats = _Formats()
+        self._disabled_depth = 0
         self.duplicates_dropped = 0  # identical punches dropped by ``punches`` (all reads)
 
     @property
@@ -359,7 +357,10 @@ class ZkDriver:
             raise ValueError("since must be an aware datetime (the office's zone or UTC)")
         floor = encode_time(since.astimezone(self.tz).replace(tzinfo=None)) if since else -1
         with self._disabled():
-            count = self.sizes().records
+            sizes = self.sizes()
+            count = sizes.records
+            if count and self._formats.records is None:
+                self._probe_formats(sizes)  # 8-byte records need the users to name them
             user_ids = self._uid_map_if_needed()
             reader = _PunchReader(self, count, floor, user_ids)
             self._session().read_buffer(transfer.BufferRequest(Command.ATTLOG_RRQ),
@@ -470,18 +471,26 @@ def _layout_of(table_bytes: int, count: int, layouts: type[_Layout]) -> _Layout 
 
 
 class _DisabledSection:
-    """``with driver._disabled():`` — CMD_DISABLEDEVICE in, CMD_ENABLEDEVICE out, always."""
+    """``with driver._disabled():`` — CMD_DISABLEDEVICE in, CMD_ENABLEDEVICE out, always.
+
+    Sections nest (a punch read of 8-byte records reads the users inside it): only the
+    outermost disables and enables.
+    """
 
     def __init__(self, driver: ZkDriver) -> None:
         self.driver = driver
 
     def __enter__(self) -> None:
-        if self.driver.disable_while_reading:
-            self.driver._call(Command.DISABLEDEVICE)
+        driver = self.driver
+        if driver.disable_while_reading and driver._disabled_depth == 0:
+            driver._call(Command.DISABLEDEVICE)
+        driver._disabled_depth += 1
 
     def __exit__(self, *exc: object) -> None:
-        if self.driver.disable_while_reading:
-            self.driver._reenable()
+        driver = self.driver
+        driver._disabled_depth -= 1
+        if driver.disable_while_reading and driver._disabled_depth == 0:
+            driver._reenable()
 
 
 class _PunchReader:

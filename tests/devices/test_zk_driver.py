@@ -162,6 +162,8 @@ def test_unreachable_machine_says_what_to_check() -> None:
         port = s.getsockname()[1]
     with pytest.raises(ZkConnectionError, match="cannot reach.*port"):
         driver(port).connect()
+    with pytest.raises(ZkConnectionError, match="cannot reach|did not answer"):
+        driver(port, udp=True, timeout_s=0.5).connect()
 
 
 @pytest.mark.parametrize("profile", list(PROFILES))
@@ -317,3 +319,29 @@ def test_pull_from_many_machines_one_unreachable(office) -> None:
     assert [got(r.punches) for r in results[:-1]] == [expected(m) for m in plain]
     assert isinstance(results[-1].error, ZkConnectionError)
     assert results[0].watermark == max(p.timestamp for p in results[0].punches)
+
+
+def test_machine_is_disabled_while_read_and_enabled_after(lone) -> None:
+    port, m = lone
+    states: list[bool] = []
+    with driver(port) as zk:
+        zk.punches(progress=lambda received, total: states.append(m.enabled))
+    assert states and not any(states) and m.enabled
+
+
+def test_eight_byte_records_resolve_user_ids_through_the_users(lone) -> None:
+    import dataclasses
+
+    from devices.zk.records import RecordFormat
+
+    port, m = lone
+    m.firmware = dataclasses.replace(m.firmware, record_format=RecordFormat.R8)
+    m.attendance_table()  # the cached table is rebuilt on the next change only
+    m.load_attendance([])
+    m.punch(m.users[0].user_id)  # a change: the table is encoded again in 8-byte records
+    states: list[bool] = []
+    with driver(port) as zk:  # punches first: the layout is found before the read
+        punches = zk.punches(progress=lambda received, total: states.append(m.enabled))
+        assert zk.info().record_size == 8
+    assert got(punches) == expected(m)
+    assert not any(states) and m.enabled  # the nested user read did not enable it midway
