@@ -228,9 +228,12 @@ class ZkDriver:
 
     def info(self) -> ZkInfo:
         """Identity, firmware, memory use and record layouts of the machine."""
-        with self._disabled():  # the counts and the tables' sizes must agree
-            sizes = self.sizes()
-            self._probe_formats(sizes)
+        sizes = self.sizes()
+        if (sizes.records and self._formats.records is None
+                or sizes.users and self._formats.users is None):
+            with self._disabled():  # the counts and the tables' sizes must agree
+                sizes = self.sizes()
+                self._probe_formats(sizes)
         return ZkInfo(
             serial=self._option(zkinfo.SERIAL_NUMBER), name=self._option(zkinfo.DEVICE_NAME),
             platform=self._option(zkinfo.PLATFORM),
