@@ -21,7 +21,7 @@ import platform
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
@@ -56,7 +56,7 @@ from edge.controllers import (
 from edge.link import LinkError, display_url
 from edge.liveness import ControlRoomLiveness, Liveness, WatchedLink
 from edge.outbox import Outbox, OutboxError
-from edge.pollers import AsyncPoller, Poller
+from edge.pollers import AsyncPoller, ListenerWorker, Poller
 from edge.settings import EdgeSettings, SimulatedIntersectionSettings
 from edge.status import remove_status, write_status
 from edge.traffic import EventDraft, IntersectionWatch, ReadingError, Stamp, telemetry
@@ -155,7 +155,7 @@ class EdgeAgent:
         # outbox's disk writes never hold up Modbus I/O. Their first polls are spread over the
         # poll interval.
         self._modbus = ModbusLoop(f"edge-modbus-{self.edge_id}") if settings.controllers else None
-        self._publisher = (ThreadPoolExecutor(1, thread_name_prefix=f"edge-publish-{self.edge_id}")
+        self._publisher = (ListenerWorker(f"edge-publish-{self.edge_id}")
                            if settings.controllers else None)
         for k, cspec in enumerate(settings.controllers):
             assert self._modbus is not None and self._publisher is not None
@@ -234,6 +234,8 @@ class EdgeAgent:
         self.link.start()
         if self._modbus is not None:
             self._modbus.start()
+        if self._publisher is not None:
+            self._publisher.start()
         for intersection in self._intersections.values():
             intersection.poller.start()
         self._status_stop.clear()
@@ -261,7 +263,7 @@ class EdgeAgent:
                     log.warning("closing controller %s: %s", controller.intersection_id, exc)
             self._modbus.stop()
         if self._publisher is not None:
-            self._publisher.shutdown(wait=True, cancel_futures=True)
+            self._publisher.stop()
         try:
             remove_status(self.state_dir)
         except OSError as exc:

@@ -58,6 +58,10 @@ log = logging.getLogger(__name__)
 # MQTT 5: the broker keeps the session (subscriptions, queued commands) this long offline.
 SESSION_EXPIRY_S = 3600
 IDLE_WAKE_S = 0.5  # the drain looks at the outbox at least this often
+# ... and at most this often: every message wakes the drain twice (stored, then handed to the
+# broker), so an agent with hundreds of controllers would read and delete one row per step.
+# A busy agent drains in batches this far apart; an idle one at once.
+DRAIN_MIN_GAP_S = 0.02
 
 
 def display_url(endpoint: MqttEndpoint) -> str:
@@ -317,8 +321,13 @@ class EdgeLink:
 
     def _drain_loop(self) -> None:
         failing = False
+        last_step = -IDLE_WAKE_S
         while not self._stopping.is_set():
             self._wake.wait(IDLE_WAKE_S)
+            gap_s = last_step + DRAIN_MIN_GAP_S - time.monotonic()
+            if gap_s > 0:
+                self._stopping.wait(gap_s)
+            last_step = time.monotonic()
             self._wake.clear()
             try:
                 self._settle_acks()

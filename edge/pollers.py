@@ -13,6 +13,7 @@ controllers) runs them all on one loop thread instead of one thread each.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import logging
 import threading
@@ -233,13 +234,7 @@ class AsyncPoller(Poller[Snapshot]):
 
     def _dispatched(self) -> None:
         self._notify_pending.clear()  # before reading: a poll ending meanwhile queues again
-        try:
-            self._notify()
-        except Exception:
-            # A thread would print this and die; an executor would keep it in a future nobody
-            # reads. Say it, so a programming error in a listener still surfaces.
-            log.exception("device %s: a listener failed", self.name)
-            raise
+        self._notify()
 
     def poll_once(self) -> None:
         raise TypeError(f"poller {self.name} polls on its event loop: use poll_async")
@@ -272,3 +267,55 @@ class AsyncPoller(Poller[Snapshot]):
             if next_due < now:
                 next_due = now + self._interval_s
             await asyncio.sleep(next_due - now)
+
+
+class ListenerWorker:
+    """One thread running queued calls in order: the listeners of an agent's ``AsyncPoller``s
+    and whatever else must not run on the event loop (acks stored in the outbox).
+
+    ``submit`` appends to a queue and wakes the thread only if it sleeps — a thread pool's
+    submit (a future, locks, a wake-up per call) costs more than the call itself when
+    hundreds of pollers report every second.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._calls: collections.deque[tuple[Callable[..., object], tuple[Any, ...]] | None] = (
+            collections.deque())
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._started = False
+
+    def start(self) -> None:
+        self._thread.start()
+        self._started = True
+
+    def submit(self, fn: Callable[..., object], *args: Any) -> None:
+        self._calls.append((fn, args))
+        # Appended before the check: a worker that already cleared the flag still finds it.
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Run what is queued, then end."""
+        if not self._started:
+            return
+        self._calls.append(None)
+        self._wake.set()
+        self._thread.join(timeout_s)
+        self._started = False
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while self._calls:
+                call = self._calls.popleft()
+                if call is None:
+                    return
+                fn, args = call
+                try:
+                    fn(*args)
+                except Exception:
+                    # One thread serves every device of the agent: a programming error in one
+                    # call is logged with its traceback and must not stop the others' reports.
+                    log.exception("%s: a queued call failed", self._thread.name)

@@ -14,7 +14,7 @@ import pytest
 from devices.controller.errors import ControllerError
 from edge.controllers import ControllerDevice, ModbusLoop
 from edge.liveness import Liveness
-from edge.pollers import AsyncPoller, Poller
+from edge.pollers import AsyncPoller, ListenerWorker, Poller
 from edge.settings import ControllerSettings
 from tests.edge.test_controller_agent import WATCHDOG_S, EmulatorThread
 
@@ -137,7 +137,8 @@ def test_async_pollers_poll_a_real_controller_on_the_shared_loop_through_offline
     emu = emulator_host.start()
     loop = ModbusLoop("test-modbus")
     loop.start()
-    publisher = ThreadPoolExecutor(1, thread_name_prefix="test-publish")
+    publisher = ListenerWorker("test-publish")
+    publisher.start()
     spec = ControllerSettings(intersection_id="simpang-async", host="127.0.0.1", port=emu.port,
                               timeout_s=0.3, poll_interval_s=0.1, watchdog_timeout_s=WATCHDOG_S,
                               reconnect_max_s=0.3)
@@ -179,7 +180,7 @@ def test_async_pollers_poll_a_real_controller_on_the_shared_loop_through_offline
         assert poller.polls == polls, "no polls after stop"
         device.close()
         loop.stop()
-        publisher.shutdown()
+        publisher.stop()
 
 
 def test_async_poller_coalesces_listener_calls_when_the_publisher_lags() -> None:
@@ -218,3 +219,24 @@ def wait(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> N
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+def test_the_listener_worker_runs_calls_in_order_and_survives_a_failing_one(
+        caplog: pytest.LogCaptureFixture) -> None:
+    worker = ListenerWorker("test-worker")
+    worker.start()
+    done: list[int] = []
+
+    def broken() -> None:
+        raise ValueError("a listener bug")
+
+    try:
+        for k in range(500):
+            worker.submit(done.append, k)
+            if k == 100:
+                worker.submit(broken)
+    finally:
+        worker.stop()  # runs what is queued first
+    assert done == list(range(500))
+    assert [r for r in caplog.records if r.levelno == logging.ERROR and r.exc_info
+            and "a listener bug" in str(r.exc_info[1])]
