@@ -54,7 +54,8 @@ class Fault(enum.Enum):
     One-shot faults remove themselves when they fire; the others stay until removed.
     """
 
-    DROP_MID_TRANSFER = "drop_mid_transfer"  # one-shot: half a chunk, then the link drops
+    DROP_MID_TRANSFER = "drop_mid_transfer"  # one-shot: half a chunk, then a reset (RST)
+    CLOSE_MID_TRANSFER = "close_mid_transfer"  # one-shot: half a chunk, then an orderly close
     REBOOT_MID_TRANSFER = "reboot_mid_transfer"  # one-shot: half a chunk, then a reboot
     GARBLED_REPLY = "garbled_reply"  # one-shot: the next reply's header and payload scrambled
     CHUNKS_1008 = "chunks_1008"  # TCP chunks as CMD_DATA packets of 1008 bytes
@@ -62,7 +63,8 @@ class Fault(enum.Enum):
     DUPLICATE_PUNCHES = "duplicate_punches"  # each punch is stored twice, same second
 
 
-ONE_SHOT = frozenset({Fault.DROP_MID_TRANSFER, Fault.REBOOT_MID_TRANSFER, Fault.GARBLED_REPLY})
+ONE_SHOT = frozenset({Fault.DROP_MID_TRANSFER, Fault.CLOSE_MID_TRANSFER,
+                      Fault.REBOOT_MID_TRANSFER, Fault.GARBLED_REPLY})
 
 
 class Transport(enum.Enum):
@@ -89,7 +91,8 @@ class Action(enum.Enum):
     NONE = "none"
     CLOSE = "close"  # CMD_EXIT: end the session
     REBOOT = "reboot"  # CMD_RESTART / CMD_POWEROFF
-    DROP_HALFWAY = "drop_halfway"  # send half the answer, then drop the link
+    DROP_HALFWAY = "drop_halfway"  # send half the answer, then reset the link
+    CLOSE_HALFWAY = "close_halfway"  # send half the answer, then close the link (FIN)
     REBOOT_HALFWAY = "reboot_halfway"  # send half the answer, then reboot
 
 
@@ -467,6 +470,9 @@ class ZkMachine:
         if Fault.DROP_MID_TRANSFER in self.faults:
             self.faults.discard(Fault.DROP_MID_TRANSFER)
             answer.action = Action.DROP_HALFWAY
+        elif Fault.CLOSE_MID_TRANSFER in self.faults:
+            self.faults.discard(Fault.CLOSE_MID_TRANSFER)
+            answer.action = Action.CLOSE_HALFWAY
         elif Fault.REBOOT_MID_TRANSFER in self.faults:
             self.faults.discard(Fault.REBOOT_MID_TRANSFER)
             answer.action = Action.REBOOT_HALFWAY

@@ -23,6 +23,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import socket
+import struct
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
@@ -50,6 +52,20 @@ class ZkEmulatorError(Exception):
 
 class ZkEmulatorStartError(ZkEmulatorError):
     """The emulator could not listen (port taken, address not local)."""
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Drop a TCP connection with a reset (RST), as a rebooting machine's stack does.
+
+    An orderly close (FIN) is what ``Fault.CLOSE_MID_TRANSFER`` sends instead: pyzk 0.9 reads
+    the empty result of ``recv`` as "no data yet" and loops forever in ``__recieve_raw_data``,
+    so every other drop resets, which pyzk reports as ConnectionResetError.
+    """
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 def _garble(packet: bytes) -> bytes:
@@ -167,7 +183,7 @@ class ZkServer:
             self._tasks.add(task)
         peer = writer.get_extra_info("peername")
         if self.machine.is_down:
-            writer.close()  # rebooting: the connection is dropped at once
+            _reset(writer)  # rebooting: the connection is refused at once
             return
         session = self._new_session(Transport.TCP)
         session.peer = writer
@@ -210,11 +226,13 @@ class ZkServer:
         if answer.garble and frames:
             frames[0] = _garble(frames[0])
         wire = b"".join(tcp_frame(f) for f in frames)
-        if answer.action in (Action.DROP_HALFWAY, Action.REBOOT_HALFWAY):
+        if answer.action in (Action.DROP_HALFWAY, Action.CLOSE_HALFWAY, Action.REBOOT_HALFWAY):
             writer.write(wire[:len(wire) // 2])
             await writer.drain()
             log.info("zk %s: %s halfway through a chunk (fault)", self.machine.serial,
-                     "link dropped" if answer.action is Action.DROP_HALFWAY else "rebooting")
+                     answer.action.value)
+            if answer.action is not Action.CLOSE_HALFWAY:
+                _reset(writer)
             if answer.action is Action.REBOOT_HALFWAY:
                 self.machine.reboot()
             return False
@@ -224,6 +242,7 @@ class ZkServer:
         if answer.action is Action.CLOSE:
             return False
         if answer.action is Action.REBOOT:
+            _reset(writer)
             self.machine.reboot()
             return False
         return True
@@ -260,7 +279,7 @@ class ZkServer:
         datagrams = [p.encode() for p in answer.packets]
         if answer.garble and datagrams:
             datagrams[0] = _garble(datagrams[0])
-        if answer.action in (Action.DROP_HALFWAY, Action.REBOOT_HALFWAY):
+        if answer.action in (Action.DROP_HALFWAY, Action.CLOSE_HALFWAY, Action.REBOOT_HALFWAY):
             datagrams = datagrams[:len(datagrams) // 2]
             self._udp_sessions.pop(session.session_id, None)
         assert self._loop is not None
@@ -300,7 +319,7 @@ class ZkServer:
 
     def _drop_all(self) -> None:
         for writer in list(self._tcp_sessions.values()):
-            writer.close()
+            _reset(writer)
         self._tcp_sessions.clear()
         self._udp_sessions.clear()
 
