@@ -11,6 +11,7 @@ Modules, from the wire up — none opens a socket, logs or sleeps:
 * ``transfer``  the buffered read (1503 / 1504 / PREPARE_DATA / DATA / FREE_DATA) and chunking
 * ``payloads``  single-packet command payloads (time, set/delete user, unlock)
 * ``events``    CMD_REG_EVENT and EF_ATTLOG punch events
+* ``session``   ``ClientSession``: request numbering and reply checks for a driver, no I/O
 * ``errors``    ``ZkError`` → ``ZkProtocolError`` / ``ZkConnectionError`` / ``ZkDeviceError``
 
 Both the emulator (``firmware_sim.zk``) and the driver use these, so they cannot disagree.

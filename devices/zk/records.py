@@ -143,10 +143,13 @@ assert _USER28.size == UserFormat.ZK6 and _USER72.size == UserFormat.ZK8
 
 
 def user_fits(user: User, fmt: UserFormat) -> User:
-    """A copy of ``user`` with text cut to what ``fmt`` holds (the machine's own truncation)."""
+    """A copy of ``user`` cut to what ``fmt`` holds (the machine's own truncation): text
+    shortened, and on 28-byte firmware the group a number ("" becomes "0")."""
     if fmt is UserFormat.ZK6:
+        group = int(user.group_id) if user.group_id.isdigit() and user.group_id.isascii() else 0
         return replace(user, name=_untext(_text(user.name, 8, "name", True)),
-                       password=_untext(_text(user.password, 5, "password", True)))
+                       password=_untext(_text(user.password, 5, "password", True)),
+                       group_id=str(group if group <= 0xFF else 0))
     return replace(user, name=_untext(_text(user.name, 24, "name", True)),
                    password=_untext(_text(user.password, 8, "password", True)),
                    group_id=_untext(_text(user.group_id, 7, "group", True)))

@@ -11,6 +11,7 @@ calls ``punch``, ``add_user`` or sets faults; one lock guards the state.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import threading
@@ -282,6 +283,15 @@ class ZkMachine:
     def on_punch(self, listener: PunchListener) -> None:
         """Call ``listener(record)`` after each stored punch (the server sends live events)."""
         self._punch_listeners.append(listener)
+
+    def off_punch(self, listener: PunchListener) -> None:
+        """Stop calling ``listener`` (a server that stopped)."""
+        with contextlib.suppress(ValueError):
+            self._punch_listeners.remove(listener)
+
+    def off_reboot(self, listener: RebootListener) -> None:
+        with contextlib.suppress(ValueError):
+            self._reboot_listeners.remove(listener)
 
     def on_reboot(self, listener: RebootListener) -> None:
         """Call ``listener()`` when the machine reboots (the server drops its connections)."""

@@ -92,8 +92,6 @@ class ZkServer:
         self._tcp_sessions: dict[Session, asyncio.StreamWriter] = {}
         self._udp_sessions: OrderedDict[int, Session] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
-        machine.on_punch(self._punched)
-        machine.on_reboot(self._rebooted)
 
     @property
     def port(self) -> int:
@@ -109,6 +107,8 @@ class ZkServer:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.machine.on_punch(self._punched)
+        self.machine.on_reboot(self._rebooted)
         attempts = BIND_ATTEMPTS if self._want_port == 0 else 1
         last: OSError | None = None
         for _ in range(attempts):
@@ -119,6 +119,8 @@ class ZkServer:
                 last = exc
                 await self._close_sockets()
         else:
+            self.machine.off_punch(self._punched)
+            self.machine.off_reboot(self._rebooted)
             raise ZkEmulatorStartError(f"zk {self.machine.serial}: cannot listen on "
                                        f"{self.host}:{self._want_port} ({last}); choose a free "
                                        f"port") from last
@@ -149,6 +151,8 @@ class ZkServer:
             self._udp = None
 
     async def stop(self) -> None:
+        self.machine.off_punch(self._punched)
+        self.machine.off_reboot(self._rebooted)
         for writer in list(self._tcp_sessions.values()):
             writer.close()
         self._tcp_sessions.clear()

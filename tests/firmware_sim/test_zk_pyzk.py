@@ -324,3 +324,19 @@ def test_chunks_in_1008_byte_pieces_time_pyzk_out() -> None:
             assert len(conn.get_attendance()) == 400
         finally:
             conn.disconnect()
+
+
+def test_ten_thousand_users_and_a_full_machine() -> None:
+    machine = ZkMachine(MachineConfig(serial="KPZKFULL1", users_cap=10_000))
+    seed_machine(machine, users=10_000, punches=0, seed=5)
+    with ZkEmulatorThread([machine]) as emu:
+        conn = connect(emu.port, udp=False)
+        try:
+            users = conn.get_users()
+            assert len(users) == 10_000 and users[-1].user_id == "11000"
+            with pytest.raises(ZKErrorResponse, match="Can't set user"):  # at capacity
+                conn.set_user(uid=10_001, name="Wayan Putra", user_id="11001")
+            conn.read_sizes()
+            assert (conn.users, conn.users_av) == (10_000, 0)
+        finally:
+            conn.disconnect()
