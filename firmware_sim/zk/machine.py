@@ -5,6 +5,11 @@ state (enabled, down after a reboot), the fault set, and ``handle``: one decoded
 its session in, the reply packets out — sans I/O, so it is tested without sockets. It must not
 open sockets or encode bytes by hand: ``server`` carries packets, ``devices.zk`` encodes them.
 
+Not emulated: fingerprint/face templates (the template table reads empty; uploads through
+CMD_PREPARE_DATA are answered CMD_ACK_UNKNOWN), enrolment, door control beyond an ACK, the
+operation log. A disabled machine (CMD_DISABLEDEVICE) stays disabled and refuses punches until
+enabled or restarted — which is why a client must always re-enable it.
+
 Thread safety: ``handle`` runs on the server's event loop while a test or simulator thread
 calls ``punch``, ``add_user`` or sets faults; one lock guards the state.
 """
