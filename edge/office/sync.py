@@ -80,8 +80,10 @@ class MachineClient(Protocol):
     def records(self) -> Sequence[MachineRecord]: ...  # the whole log, oldest first
     def machine_time(self) -> datetime: ...  # aware, the office zone
     def set_time(self, when: datetime) -> None: ...
-    def disabled(self) -> AbstractContextManager[None]: ...  # re-enables on exit, always
-    def clear_records(self) -> None: ...
+    def record_count(self) -> int: ...  # records in the log as the machine counts them
+    # Erase the log only if it still holds exactly ``expect_count`` records, checked with the
+    # machine disabled so that no punch lands in between; LogChanged (nothing erased) if not.
+    def clear_records(self, expect_count: int) -> None: ...
     def set_user(self, user: MachineUser) -> None: ...
     def delete_user(self, user_id: str) -> None: ...
 
@@ -141,6 +143,10 @@ class MachineSync:
         news = self._state.mark_stored(self.device_sn, batch_ids)
         if news:
             log.debug("machine %s: %d batch(es) confirmed stored", self.device_sn, news)
+
+    def reject(self, cmd_id: str, reason: str) -> None:
+        """A command refused before it reached the machine (issuer, expiry)."""
+        self._ack(cmd_id, "rejected", reason)
 
     def queue_command(self, command: AttendanceCommand) -> None:
         """A validated, unexpired command for this machine; acked accepted now, applied or
@@ -252,13 +258,23 @@ class MachineSync:
         wm = self._state.watermark(self.device_sn)
         if not self._state.all_stored_up_to(self.device_sn, wm):
             return False  # not yet: some punch on it is not confirmed stored
-        with machine.disabled():  # no punch can land between the check and the clear
-            records = machine.records()
-            if len(records) != wm.position or (wm.position and records[-1].key != wm.last_key):
-                log.info("machine %s: new punches arrived; clearing waits for them to be stored",
-                         self.device_sn)
-                return False
-            machine.clear_records()
+        # The log must hold exactly the records confirmed stored: read it between two counts
+        # (a punch landing meanwhile changes the count), then erase it only if the machine
+        # still counts that many, which it checks with punches held off.
+        before = machine.record_count()
+        records = machine.records()
+        after = machine.record_count()
+        if (before != after or len(records) != wm.position
+                or (wm.position and records[-1].key != wm.last_key)):
+            log.info("machine %s: new punches arrived; clearing waits for them to be stored",
+                     self.device_sn)
+            return False
+        try:
+            machine.clear_records(expect_count=after)
+        except LogChanged:
+            log.info("machine %s: a punch arrived as the log was to be cleared; clearing waits "
+                     "for it to be stored", self.device_sn)
+            return False
         self._state.start_over(self.device_sn, cleared=True)
         self._state.prune(self.device_sn)
         log.info("machine %s: log cleared after all %d records were confirmed stored",
@@ -318,6 +334,10 @@ class MachineSync:
 
 class MachineError(Exception):
     """A machine could not be reached or refused a request; adapters raise it for driver errors."""
+
+
+class LogChanged(MachineError):
+    """The log did not hold what clearing expected; nothing was erased."""
 
 
 class MachineMismatch(MachineError):

@@ -15,6 +15,7 @@ from edge import contract as c
 from edge.office.state import OfficeState, OfficeStateError
 from edge.office.sync import (
     BATCH_MAX,
+    LogChanged,
     MachineError,
     MachineFacts,
     MachineMismatch,
@@ -37,7 +38,6 @@ class FakeMachine:
         self.users: dict[str, c.MachineUser] = {}
         self.capacity = capacity
         self.offset = timedelta(0)
-        self.enabled = True
         self.reachable = True
         self.reads = 0
         self.on_disable: list[MachineRecord] = []  # punched just before the disable lands
@@ -67,18 +67,14 @@ class FakeMachine:
         self.time_set.append(when)
         self.offset = timedelta(0)
 
-    @contextmanager
-    def disabled(self) -> Iterator[None]:
-        self.log.extend(self.on_disable)
-        self.on_disable = []
-        self.enabled = False
-        try:
-            yield
-        finally:
-            self.enabled = True
+    def record_count(self) -> int:
+        return len(self.log)
 
-    def clear_records(self) -> None:
-        assert not self.enabled, "cleared while enabled: a punch could be lost"
+    def clear_records(self, expect_count: int) -> None:
+        self.log.extend(self.on_disable)  # punched just before the machine was disabled
+        self.on_disable = []
+        if len(self.log) != expect_count:
+            raise LogChanged(f"holds {len(self.log)}, not {expect_count}")
         self.log.clear()
 
     def set_user(self, user: c.MachineUser) -> None:
@@ -260,7 +256,7 @@ def test_a_punch_landing_just_before_the_disable_stops_the_clear(tmp_path, wire)
     late.punch(1, start_min=300)
     machine.on_disable = late.log
     assert not sync.sync_once().cleared
-    assert len(machine.log) == 81 and machine.enabled  # re-enabled, nothing cleared
+    assert len(machine.log) == 81  # nothing cleared
 
 
 def test_an_unanswered_batch_is_asked_again_with_the_same_id(machine, wire, tmp_path) -> None:

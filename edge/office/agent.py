@@ -1,0 +1,166 @@
+"""The office side of the edge agent: one sync thread per attendance machine, and the inbound
+"stored" replies and commands routed to them.
+
+Owns the schedule (a round every ``pull_interval_s``, at once when a command or a live punch
+asks, with back-off while a machine is unreachable) and the checks on inbound messages
+(contract, issuer, expiry) before a command reaches a machine. The per-machine logic is in
+``sync``, the ledger in ``state``; it must not talk the ZK protocol itself.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from edge.contract import (
+    AttendanceCommand,
+    AttendanceStored,
+    ContractError,
+    Kind,
+    attendance_command_topic,
+    attendance_stored_topic,
+    decode,
+    utc_now,
+)
+from edge.office.state import OfficeState, OfficeStateError
+from edge.office.sync import MachineClient, MachineError, MachineSync, Send, SyncPolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MachinePlan:
+    """One machine as the agent runs it: who, how to reach it, how often, what policy."""
+
+    device_sn: str
+    connect: Callable[[], AbstractContextManager[MachineClient]]
+    policy: SyncPolicy
+    pull_interval_s: float = 60.0
+    retry_max_s: float = 300.0
+
+
+class OfficeAgent:
+    def __init__(self, machines: Sequence[MachinePlan], state: OfficeState, send: Send, *,
+                 issuers: Sequence[str] = ()) -> None:
+        self._plans = {m.device_sn: m for m in machines}
+        self._state = state
+        self._issuers = tuple(issuers)
+        self.syncs = {m.device_sn: MachineSync(m.device_sn, m.connect, state, send, m.policy)
+                      for m in machines}
+        self._wake = {sn: threading.Event() for sn in self._plans}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.rounds = dict.fromkeys(self._plans, 0)
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        """Topics the link must subscribe to for these machines (QoS 1)."""
+        return [(t, 1) for sn in sorted(self._plans)
+                for t in (attendance_stored_topic(sn), attendance_command_topic(sn))]
+
+    def start(self) -> None:
+        for sn in self._plans:
+            thread = threading.Thread(target=self._run, args=(sn,), name=f"office-{sn}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        for event in self._wake.values():
+            event.set()
+        for thread in self._threads:
+            thread.join(timeout_s)
+        self._threads.clear()
+
+    def wake(self, device_sn: str) -> None:
+        """Run a round now (a live punch, a command)."""
+        event = self._wake.get(device_sn)
+        if event is not None:
+            event.set()
+
+    # ------------------------------------------------------------------ inbound (link thread)
+
+    def on_message(self, topic: str, payload: bytes) -> bool:
+        """Handle a stored reply or a command; False when the topic is not an office one."""
+        try:
+            message = decode(topic, payload)
+        except ContractError as exc:
+            log.warning("ignored a message on %s that breaks the contract (%s): %s", topic[:200],
+                        exc.reason, exc.detail[:300])
+            return True
+        sync = self.syncs.get(message.route.key)
+        if sync is None:
+            return False
+        if message.kind is Kind.ATTENDANCE_STORED:
+            assert isinstance(message.payload, AttendanceStored)
+            sync.on_stored(message.payload.batch_ids)
+            return True
+        if message.kind is Kind.ATTENDANCE_COMMAND:
+            command = message.payload
+            assert isinstance(command, AttendanceCommand)
+            if self._issuers and not any(fnmatch.fnmatchcase(command.issuer, p)
+                                         for p in self._issuers):
+                log.warning("refused command %s for machine %s: issuer %r is not allowed "
+                            "([edge] command_issuers)", command.cmd_id, sync.device_sn,
+                            command.issuer)
+                sync.reject(command.cmd_id, f"issuer {command.issuer!r} not allowed")
+                return True
+            if command.expires_at <= utc_now():
+                sync.reject(command.cmd_id, "expired before it arrived")
+                return True
+            sync.queue_command(command)
+            self.wake(sync.device_sn)
+            return True
+        return False
+
+    # ------------------------------------------------------------------ machine threads
+
+    def _run(self, device_sn: str) -> None:
+        plan = self._plans[device_sn]
+        sync = self.syncs[device_sn]
+        delay_s = plan.pull_interval_s
+        failing_s = 1.0
+        while not self._stop.is_set():
+            try:
+                report = sync.sync_once()
+            except (MachineError, OSError):
+                # sync logged it once and published the machine offline; back off
+                delay_s = failing_s
+                failing_s = min(failing_s * 2, plan.retry_max_s)
+            except OfficeStateError as exc:
+                log.error("machine %s: the office state could not be written (%s); nothing is "
+                          "lost, the next round reads the same records again", device_sn, exc)
+                delay_s = min(plan.pull_interval_s, 10.0)
+            else:
+                failing_s = 1.0
+                delay_s = plan.pull_interval_s
+                if report.new_punches:
+                    log.info("machine %s: %d new punch(es) in %d batch(es)", device_sn,
+                             report.new_punches, report.batches)
+            self.rounds[device_sn] += 1
+            wake = self._wake[device_sn]
+            wake.wait(delay_s)
+            wake.clear()
+
+    def status(self) -> list[dict[str, Any]]:
+        """For `kota edge status`: each machine, its last contact and error, its ledger."""
+        out = []
+        for sn, sync in sorted(self.syncs.items()):
+            ledger = self._state.ledger(sn)
+            facts = sync.facts
+            out.append({
+                "device_sn": sn, "kind": "attendance", "online": bool(sync.last_ok) and not sync.last_error,
+                "last_contact": sync.last_ok and time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(sync.last_ok)),
+                "error": sync.last_error, "name": facts.name if facts else "",
+                "firmware": facts.firmware if facts else "",
+                "punches_on_machine": facts.records if facts else None,
+                "capacity": facts.records_capacity if facts else None,
+                "clock_drift_s": sync.last_drift_s, "unstored_punches": ledger.unstored_punches,
+                "unstored_batches": ledger.unstored_batches, "newest_punch": ledger.newest_punch,
+            })
+        return out
