@@ -126,12 +126,12 @@ class TrafficSettings(_Section):
                                   "operator override.")
     tick_s: float = Field(0.5, ge=0.02, le=10, description="How often the service checks "
                           "acks, retries, overrides and alarms.")
-    surge_veh_h: float | None = Field(1200.0, ge=60, le=36000, description="Surge re-plan: a "
-                                      "detector counting this much more (veh/h) in the running "
-                                      "plan interval than in the one the last plan step measured "
-                                      "has its intersection re-planned at the next tick instead "
-                                      "of at the next plan step. Unset: plans only every "
-                                      "plan_interval_s.")
+    surge_replan: bool = Field(True, description="Re-plan an intersection whose detectors show "
+                               "a surge at the next tick instead of at the next plan step (see "
+                               "surge_veh_h); false: plans only every plan_interval_s.")
+    surge_veh_h: float = Field(1200.0, ge=60, le=36000, description="A surge: a detector "
+                               "counting this much more (veh/h) in the running plan interval "
+                               "than in the one the last plan step measured.")
     surge_min_veh: float = Field(1.0, ge=0.5, le=100, description="The surge must also be at "
                                  "least this many vehicles above what the last interval's flow "
                                  "predicts for the time seen, so that one car in a short reading "

@@ -111,6 +111,7 @@ class LiveState:
     edges: dict[str, EdgeLive] = field(init=False, default_factory=dict)
     unknown: int = 0  # telemetry of intersections not in the layout
     replayed: int = 0  # telemetry too old to be live (see REPLAY_AGE_S)
+    taken: int = 0  # telemetry taken into the live state (the control loop's intake)
 
     def __post_init__(self) -> None:
         n, _, _, d = self.structure.shape
@@ -144,6 +145,7 @@ class LiveState:
         live.mode, live.plan, live.cycle_timer_s = t.mode, t.plan, t.cycle_timer_s
         live.signal = tuple(s.value for s in t.signal)
         live.messages += 1
+        self.taken += 1
         if (live.controller_offline_since is not None and t.ts > live.controller_offline_since):
             live.controller_offline_since = None  # it answers again
         n_det = live.n_detectors

@@ -353,7 +353,7 @@ class TrafficService:
         if now >= self._next_plan:
             self._plan(now, wall, writes)
             self._next_plan = max(self._next_plan + self._settings.plan_interval_s, now + 0.01)
-        elif self._settings.surge_veh_h is not None:
+        elif self._settings.surge_replan:
             self._surge_replan(now, wall, writes)
         with self._lock:
             for i in sorted(self._send_soon):
@@ -421,7 +421,6 @@ class TrafficService:
         under adaptive control and reachable. Only a rise counts: a queue that grows needs
         green now, while green a fallen demand no longer uses can wait for the plan step."""
         st = self._settings
-        assert st.surge_veh_h is not None
         count, covered_s, bad = self._live.running()
         seen_s = covered_s[:, None]
         with np.errstate(invalid="ignore"):  # inf × 0 s seen: no reading, no surge
@@ -914,7 +913,8 @@ class TrafficService:
                 "unanswered": self.stats.unanswered, "last_step_ms": round(self.stats.last_step_ms, 2),
                 "last_plan_at": self.stats.last_plan_at.isoformat() if self.stats.last_plan_at else None,
                 "not_sent": dict(self.stats.not_sent), "unknown_telemetry": self._live.unknown,
-                "replayed_telemetry": self._live.replayed, "inbox": self._inbox.qsize(),
+                "replayed_telemetry": self._live.replayed, "telemetry_taken": self._live.taken,
+                "inbox": self._inbox.qsize(),
                 "inbox_overflow": self.stats.inbox_overflow,
                 "open_alarms": len(self._alarms.open),
                 "surge_replans": self.stats.surge_replans,

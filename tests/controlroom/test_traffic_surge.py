@@ -1,7 +1,7 @@
 """Surge re-plans of the traffic service: a real broker, a real PostgreSQL, the control room as
 it runs and the test acting as an edge (``test_traffic_service.Edge``). A surge on an
 intersection's loops gets it a new plan at the next tick, not at the next plan step; at most
-one per ``surge_gap_s``; a faulty loop's counts raise none; unset, only plan steps plan.
+one per ``surge_gap_s``; a faulty loop's counts raise none; switched off, only plan steps plan.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def test_no_surge_replan_from_a_faulty_loop_or_when_switched_off(
     time.sleep(0.8 * PLAN_INTERVAL_S)
     assert traffic(s)["surge_replans"] == 0
 
-    off = make_setup(plan_interval_s=PLAN_INTERVAL_S, surge_veh_h=None)
+    off = make_setup(plan_interval_s=PLAN_INTERVAL_S, surge_replan=False)
     x, _ = off.ids
     step = settled(off)
     before, _ = surge(off, x)
