@@ -55,9 +55,13 @@ from edge.controllers import (
 )
 from edge.link import LinkError, display_url
 from edge.liveness import ControlRoomLiveness, Liveness, WatchedLink
+from edge.office.agent import MachinePlan, OfficeAgent
+from edge.office.machine import MachineAddress, open_machine
+from edge.office.state import OfficeState
+from edge.office.sync import SyncPolicy
 from edge.outbox import Outbox, OutboxError
 from edge.pollers import AsyncPoller, ListenerWorker, Poller
-from edge.settings import EdgeSettings, SimulatedIntersectionSettings
+from edge.settings import AttendanceMachineSettings, EdgeSettings, SimulatedIntersectionSettings
 from edge.status import remove_status, write_status
 from edge.traffic import EventDraft, IntersectionWatch, ReadingError, Stamp, telemetry
 from firmware_sim.simple_intersection import (
@@ -70,6 +74,7 @@ from firmware_sim.simple_intersection import (
 log = logging.getLogger(__name__)
 
 OUTBOX_FILE = "outbox.sqlite3"
+OFFICE_FILE = "office.sqlite3"  # the attendance machines' watermarks and batch ledger
 STOP_FLUSH_S = 1.0  # on stop, give queued messages this long to reach the broker (the rest wait on disk)
 ANSWERED_MEMORY = 1024  # command ids remembered for de-duplication
 AckStatus = Literal["accepted", "applied", "rejected"]
@@ -85,6 +90,15 @@ def _versions() -> dict[str, str]:
     except metadata.PackageNotFoundError:
         kota = "dev"  # running from a checkout
     return {"kota": kota, "paho-mqtt": paho.mqtt.__version__, "python": platform.python_version()}
+
+
+def machine_plan(spec: AttendanceMachineSettings) -> MachinePlan:
+    address = MachineAddress(spec.host, spec.port, spec.comm_key, spec.udp, spec.timeout_s, spec.tz)
+    policy = SyncPolicy(tz=spec.tz, office=spec.office, max_drift_s=spec.max_drift_s,
+                        clear_when_stored=spec.clear_when_stored,
+                        clear_at_share=spec.clear_at_share, resend_after_s=spec.resend_after_s)
+    return MachinePlan(spec.device_sn, lambda: open_machine(address), policy,
+                       pull_interval_s=spec.pull_interval_s)
 
 
 def build_simulated(spec: SimulatedIntersectionSettings, clock: Callable[[], float] | None) -> SimpleIntersection:
@@ -170,15 +184,27 @@ class EdgeAgent:
             poller.add_listener(lambda p, iid=cspec.intersection_id: self._polled(iid, p))
             self._intersections[cspec.intersection_id] = _Intersection(
                 poller, IntersectionWatch(cspec.intersection_id), controller=controller)
-        # 4. the MQTT link, announcing the inventory
+        # 4. attendance machines: one sync thread each, their ledger beside the outbox
+        self.office: OfficeAgent | None = None
+        if settings.attendance:
+            self.office = OfficeAgent(
+                [machine_plan(m) for m in settings.attendance],
+                OfficeState(self.state_dir / OFFICE_FILE),
+                lambda topic, build: self.link.send(topic, build),
+                issuers=settings.command_issuers)
+        # 5. the MQTT link, announcing the inventory
         try:
             self.link = WatchedLink(settings.mqtt, edge_id=self.edge_id, epoch=self.epoch,
                                     outbox=self.outbox, inventory=self._inventory(),
                                     versions=_versions(), intersections=list(self._intersections),
                                     on_command=self._command, publish_batch=settings.publish_batch,
-                                    inflight_max=settings.inflight_max, liveness=self.liveness)
+                                    inflight_max=settings.inflight_max, liveness=self.liveness,
+                                    extra_topics=[t for t, _ in self.office.subscriptions()]
+                                    if self.office is not None else ())
         except LinkError:
             self.outbox.close()
+            if self.office is not None:
+                self.office.stop()
             raise
         self._status_stop = threading.Event()
         self._status_thread: threading.Thread | None = None
@@ -208,6 +234,12 @@ class EdgeAgent:
                 out.append(DeviceInfo(device_id=i.controller.device_id, kind="controller",
                                       model=model[:120], firmware=ident.firmware if ident else "",
                                       intersection_id=iid))
+        if self.office is not None:
+            for sn, sync in self.office.syncs.items():
+                facts = sync.facts
+                out.append(DeviceInfo(device_id=sn, kind="attendance",
+                                      model=(facts.name if facts else "")[:120],
+                                      firmware=(facts.firmware if facts else "")[:120]))
         return out
 
     def _controlroom_alive(self) -> Liveness:
@@ -238,6 +270,8 @@ class EdgeAgent:
             self._publisher.start()
         for intersection in self._intersections.values():
             intersection.poller.start()
+        if self.office is not None:
+            self.office.start()
         self._status_stop.clear()
         self._status_thread = threading.Thread(target=self._status_loop, daemon=True,
                                                name=f"edge-status-{self.edge_id}")
@@ -248,6 +282,8 @@ class EdgeAgent:
         """Stop polling, give queued messages a moment, announce offline, close the outbox."""
         if not self._started:
             self.outbox.close()
+            if self.office is not None:
+                self.office.stop()
             return
         self._status_stop.set()
         if self._status_thread is not None:
@@ -255,6 +291,8 @@ class EdgeAgent:
             self._status_thread = None
         for intersection in self._intersections.values():
             intersection.poller.stop()
+        if self.office is not None:
+            self.office.stop()
         if self._modbus is not None:
             for controller in self.controllers.values():
                 try:
@@ -300,6 +338,7 @@ class EdgeAgent:
             "outbox": {"telemetry": counts.droppable, "reliable": counts.reliable,
                        "inflight": self.link.inflight, "dropped_telemetry": counts.dropped_total},
             "devices": {iid: _device_status(i) for iid, i in self._intersections.items()},
+            "attendance": self.office.status() if self.office is not None else [],
         }
 
     def _status_loop(self) -> None:
@@ -372,6 +411,8 @@ class EdgeAgent:
     # ------------------------------------------------------------------ commands (link's inbound worker)
 
     def _command(self, topic: str, raw: bytes) -> None:
+        if self.office is not None and self.office.on_message(topic, raw):
+            return  # a stored reply or a command for one of the office's machines
         try:
             message = decode(topic, raw)
         except ContractError as exc:

@@ -113,6 +113,7 @@ class EdgeLink:
         versions: Mapping[str, str],
         intersections: Sequence[str],
         on_command: Callable[[str, bytes], None],
+        extra_topics: Sequence[str] = (),
         publish_batch: int = 200,
         inflight_max: int = 100,
     ) -> None:
@@ -123,7 +124,10 @@ class EdgeLink:
         self._outbox = outbox
         self._inventory = tuple(inventory)
         self._versions = dict(versions)
-        self._command_topics = frozenset(command_topic(i) for i in intersections)
+        # Commands for the intersections, and what other parts of the agent listen to (the
+        # office's stored replies and machine commands): all handed to ``on_command``.
+        self._command_topics = (frozenset(command_topic(i) for i in intersections)
+                                | frozenset(extra_topics))
         self._subscriptions = [(controlroom_state_topic(), 1)] + [(t, 1) for t in sorted(self._command_topics)]
         self._on_command = on_command
         self._publish_batch = publish_batch

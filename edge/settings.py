@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from edge.contract import Ident, MqttEndpoint
 from firmware_sim.simple_intersection import MIN_SPLIT_S
@@ -82,6 +90,46 @@ class ControllerSettings(BaseModel):
         return f"{self.host}:{self.port} unit {self.unit}"
 
 
+class AttendanceMachineSettings(BaseModel):
+    """A ZKTeco attendance machine in an office, reached over the ZK protocol (``devices.zk``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device_sn: Ident = Field(description="The machine's serial number (`kota device zk info` "
+                             "shows it); a machine at the address with another serial is refused.")
+    host: Annotated[str, StringConstraints(min_length=1, max_length=255, strip_whitespace=True)] = Field(
+        description="IP address or host name of the machine.")
+    port: int = Field(4370, ge=1, le=65535, description="ZK protocol port.")
+    comm_key: int = Field(0, ge=0, le=999_999, description="The machine's communication key "
+                          "(menu Comm. → Connection password); 0 when none is set.")
+    udp: bool = Field(False, description="Talk UDP instead of TCP (older firmware).")
+    tz: str = Field("Asia/Jakarta", description="The office's zone: Asia/Jakarta (WIB), "
+                    "Asia/Makassar (WITA) or Asia/Jayapura (WIT); the machine keeps local time.")
+    office: str = Field("", max_length=120, description="The office (SKPD) the machine stands in.")
+    timeout_s: float = Field(10.0, ge=0.5, le=120, description="Time one request may take.")
+    pull_interval_s: float = Field(60.0, ge=1, le=86_400, description="How often new punches "
+                                   "are read (at once, too, when a command arrives).")
+    max_drift_s: float = Field(30.0, ge=1, le=86_400, description="The machine's clock is set "
+                               "when it is off by more than this.")
+    clear_when_stored: bool = Field(False, description="Clear the machine's log once every "
+                                    "punch on it is confirmed stored by the control room (and "
+                                    "it is clear_at_share full). Off: the log is never cleared.")
+    clear_at_share: float = Field(0.5, gt=0, le=1, description="With clear_when_stored: clear "
+                                  "only once the log is at least this share of its capacity.")
+    resend_after_s: float = Field(600.0, ge=10, le=86_400, description="A batch the control "
+                                  "room has not confirmed stored after this long is sent again.")
+
+    @field_validator("tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use Asia/Jakarta (WIB), "
+                             "Asia/Makassar (WITA) or Asia/Jayapura (WIT)") from None
+        return value
+
+
 class EdgeSettings(BaseModel):
     """One edge agent: who it is, where its broker is, its outbox and its devices."""
 
@@ -121,6 +169,10 @@ class EdgeSettings(BaseModel):
         default_factory=list, max_length=256,
         description="Real traffic-signal controllers this agent polls over Modbus TCP.",
     )
+    attendance: list[AttendanceMachineSettings] = Field(
+        default_factory=list, max_length=512,
+        description="ZKTeco attendance machines this agent keeps in sync (an office edge).",
+    )
     controlroom_liveness_s: float = Field(
         30.0, ge=1, le=3600,
         description="The control room counts as alive (and controller watchdogs are fed) while "
@@ -136,8 +188,10 @@ class EdgeSettings(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_demo_beside_controllers(cls, data: Any) -> Any:
-        # A pole with real controllers must not also run the three demo intersections.
-        if isinstance(data, dict) and data.get("controllers") and "simulated" not in data:
+        # A pole with real controllers, or an office box, must not also run the three demo
+        # intersections.
+        if (isinstance(data, dict) and (data.get("controllers") or data.get("attendance"))
+                and "simulated" not in data):
             data = {**data, "simulated": []}
         return data
 
@@ -151,4 +205,12 @@ class EdgeSettings(BaseModel):
         twice = sorted({f"{h}:{p} unit {u}" for h, p, u in addresses if addresses.count((h, p, u)) > 1})
         if twice:
             raise ValueError(f"two controllers at one address: {', '.join(twice)}")
+        serials = [m.device_sn for m in self.attendance]
+        dupes = sorted({sn for sn in serials if serials.count(sn) > 1})
+        if dupes:
+            raise ValueError(f"attendance machine serials must be unique, repeated: {', '.join(dupes)}")
+        places = [(m.host, m.port) for m in self.attendance]
+        twice = sorted({f"{h}:{p}" for h, p in places if places.count((h, p)) > 1})
+        if twice:
+            raise ValueError(f"two attendance machines at one address: {', '.join(twice)}")
         return self

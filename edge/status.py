@@ -99,6 +99,12 @@ def _age(iso: str | None, now: datetime) -> str:
     return f"{seconds / 3600:.1f} h ago"
 
 
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows]
+
+
 def render(data: Mapping[str, Any], now: datetime) -> str:
     """A technician's table: one row per device, then each device's last error."""
     link = "connected" if data.get("connected") else "NOT connected"
@@ -152,9 +158,27 @@ def render(data: Mapping[str, Any], now: datetime) -> str:
                     errors.append(f"  {iid}: {dev['last_error']} (failing since {since})")
             else:
                 errors.append(f"  {iid} (answers again): {dev['last_error']}")
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-              for row in rows]
+    if len(rows) > 1:
+        lines += _table(rows)
+    machines = data.get("attendance") or []
+    if machines:
+        rows = [("ATTENDANCE MACHINE", "NAME / FIRMWARE", "STATE", "LAST CONTACT", "PUNCHES ON IT",
+                 "UNSTORED", "CLOCK")]
+        for m in machines:
+            used = m.get("punches_on_machine")
+            cap = m.get("capacity")
+            fill = f"{used}" + (f"/{cap} ({100 * used / cap:.0f} %)" if used is not None and cap
+                                else "") if used is not None else "?"
+            drift = m.get("clock_drift_s")
+            rows.append((m["device_sn"],
+                         " ".join(x for x in (m.get("name"), m.get("firmware")) if x) or "?",
+                         "online" if m.get("online") else "OFFLINE",
+                         _age(m.get("last_contact"), now), fill,
+                         f"{m.get('unstored_punches', 0)} in {m.get('unstored_batches', 0)} batch(es)",
+                         "?" if drift is None else f"{drift:+.0f} s"))
+            if m.get("error"):
+                errors.append(f"  {m['device_sn']}: {m['error']}")
+        lines += ["", *_table(rows)]
     if errors:
         lines += ["", "last errors:", *errors]
     return "\n".join(lines)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import fnmatch
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from edge.contract import (
@@ -26,6 +26,7 @@ from edge.contract import (
     attendance_command_topic,
     attendance_stored_topic,
     decode,
+    parse_topic,
     utc_now,
 )
 from edge.office.state import OfficeState, OfficeStateError
@@ -76,6 +77,7 @@ class OfficeAgent:
         for thread in self._threads:
             thread.join(timeout_s)
         self._threads.clear()
+        self._state.close()
 
     def wake(self, device_sn: str) -> None:
         """Run a round now (a live punch, a command)."""
@@ -87,6 +89,12 @@ class OfficeAgent:
 
     def on_message(self, topic: str, payload: bytes) -> bool:
         """Handle a stored reply or a command; False when the topic is not an office one."""
+        try:
+            route = parse_topic(topic)
+        except ContractError:
+            return False
+        if route.spec.domain != "attendance" or route.key not in self.syncs:
+            return False
         try:
             message = decode(topic, payload)
         except ContractError as exc:
@@ -155,7 +163,8 @@ class OfficeAgent:
             facts = sync.facts
             out.append({
                 "device_sn": sn, "kind": "attendance", "online": bool(sync.last_ok) and not sync.last_error,
-                "last_contact": sync.last_ok and time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(sync.last_ok)),
+                "last_contact": (datetime.fromtimestamp(sync.last_ok, UTC).isoformat()
+                                 if sync.last_ok else None),
                 "error": sync.last_error, "name": facts.name if facts else "",
                 "firmware": facts.firmware if facts else "",
                 "punches_on_machine": facts.records if facts else None,

@@ -69,6 +69,7 @@ def test_forged_expired_and_malformed_commands_change_nothing(tmp_path, caplog) 
                     ("rejected", "expired before it arrived")]
     assert "breaks the contract" in caplog.text
     assert not agent.on_message(c.attendance_command_topic("OTHER"), cmd(device_sn="OTHER"))
+    assert not agent.on_message(c.command_topic("simpang-1"), b"{garbage")  # traffic's own
 
 
 def test_stored_replies_reach_the_ledger(tmp_path) -> None:
