@@ -378,7 +378,7 @@ class LoopOptions:
     samples: int = 200
     concurrency: int = 10
     duration_s: float = 60.0
-    warmup_max_s: float = 90.0
+    warmup_max_s: float = 180.0
     poll_interval_s: float = 1.0
     plan_interval_s: float = 2.0
     surge_replan: bool = True
@@ -599,28 +599,44 @@ class LoopBench:
 
     # ------------------------------------------------------------------ measure
 
+    def adaptive_count(self) -> int:
+        """Intersections whose controller runs the control room's adaptive plan now (an
+        applied plan waits for the controller's next safe point, up to a local cycle away)."""
+        try:
+            rows = _http_json(self.api_url + "api/intersections", timeout_s=10.0)
+        except (OSError, ValueError):
+            return 0
+        if not isinstance(rows, list):
+            return 0
+        return sum(1 for r in rows if isinstance(r, dict) and r.get("plan_source") == "adaptive")
+
     def warm_up(self) -> float:
-        """Until nearly every controller has applied a plan and the plans stopped changing
-        (the first plans, made before any detector data, settle in a few plan steps)."""
+        """Until nearly every controller runs an adaptive plan and the plans stopped changing
+        (the first plans, made before any detector data, settle in a few plan steps). A surge
+        on a controller still on its local plan would measure its cycle, not the loop."""
         assert self.observer is not None
         t0 = time.monotonic()
         quiet_s = 3 * self.o.plan_interval_s + 2 * self.o.poll_interval_s + 1.0
         want = math.ceil(0.95 * len(self.ids))
         self.say(f"warming up: waiting for ≥ {want} controllers to run a central plan and the "
                  f"plans to settle (≤ {self.o.warmup_max_s:g} s)…")
+        adaptive, asked = 0, -math.inf
         while time.monotonic() - t0 < self.o.warmup_max_s:
             time.sleep(0.5)
             failed = self.failed_child()
             if failed:
                 raise BenchError(failed)
             now = time.monotonic()
-            if (len(self.observer.applied_ids) >= want
-                    and now - max(self.observer.last_command_at, t0) >= quiet_s):
+            if len(self.observer.applied_ids) < want:
+                continue
+            if adaptive < want and now - asked >= 2.0:
+                adaptive, asked = self.adaptive_count(), now
+            if adaptive >= want and now - max(self.observer.last_command_at, t0) >= quiet_s:
                 break
         else:
             self.say(f"warm-up: still not settled after {self.o.warmup_max_s:g} s "
-                     f"({len(self.observer.applied_ids)} controllers with an applied plan); "
-                     "measuring anyway")
+                     f"({len(self.observer.applied_ids)} controllers with an applied plan, "
+                     f"{adaptive} running it); measuring anyway")
         return time.monotonic() - t0
 
     def measure(self) -> dict[str, Any]:
@@ -1064,8 +1080,10 @@ def add_parser(bench_subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--duration", type=float, default=60.0,
                    help="seconds measured after the warm-up; sampling stops at its end "
                    "(default 60)")
-    p.add_argument("--warmup", type=float, default=90.0,
-                   help="longest wait for the first plans to settle (default 90 s)")
+    p.add_argument("--warmup", type=float, default=180.0,
+                   help="longest wait for the controllers to run their first adaptive plans "
+                   "(each switches at the end of its local cycle) and for those to settle "
+                   "(default 180 s)")
     p.add_argument("--poll-interval", type=float, default=1.0,
                    help="edge poll interval of every controller, s (default 1: the 1 Hz of "
                    "the design)")
