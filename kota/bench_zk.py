@@ -7,9 +7,9 @@ the CPU this process uses is the client's alone. Two measurements:
   (``devices.zk.driver.ZkDriver.punches``), by plain pyzk 0.9 (``ZK.get_attendance``, on the
   colour-screen profile it can read), and incrementally by our driver with a watermark at the
   newest punch (nothing new): wall time, CPU, punches/s, best of --repeat;
-* an office edge agent syncing M machines (default 40) with K new punches each (default 5,000):
-  the office agent does not exist yet, so this runs the function it is to use,
-  ``devices.zk.driver.pull_punches`` (one thread per machine, at most --parallel at a time).
+* the office edge agent syncing M machines (default 40) with K new punches each (default
+  5,000): ``edge.office.OfficeAgent`` as the agent runs it, its batches written to a real
+  outbox, until every punch is in a batch; then a round with nothing new.
 
 A script, not a test.
 """
@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from devices.zk.driver import MachineTarget, ZkDriver, office_zone, pull_punches
+from devices.zk.driver import ZkDriver, office_zone
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 WIB = office_zone("WIB")
@@ -129,50 +129,94 @@ def one_machine(punches: int, repeat: int) -> dict[str, Any]:
     return figures
 
 
-def agent_sync(machines: int, punches: int, parallel: int) -> dict[str, Any]:
-    with emulators(["--count", str(machines), "--users", "100", "--punches", str(punches),
-                    "--capacity", str(max(punches, 1))]) as (proc, rows):
-        targets = [MachineTarget("127.0.0.1", r["port"], timeout_s=TIMEOUT_S) for r in rows]
+def agent_sync(machines: int, punches: int) -> dict[str, Any]:
+    """The office edge agent's own sync (``edge.office``: one thread per machine, the ledger,
+    every batch written to a real outbox as ``EdgeLink.send`` does) until every machine's
+    punches are in batches; then one more round of all machines with nothing new."""
+    import tempfile
+    import threading
+    from functools import partial
+    from pathlib import Path
+
+    from edge.contract import encode, parse_topic, utc_now
+    from edge.office.agent import MachinePlan, OfficeAgent
+    from edge.office.machine import MachineAddress, open_machine
+    from edge.office.state import OfficeState
+    from edge.office.sync import SyncPolicy
+    from edge.outbox import Outbox
+    from edge.traffic import Stamp
+
+    with (emulators(["--count", str(machines), "--users", "100", "--punches", str(punches),
+                     "--capacity", str(max(punches, 1))]) as (proc, rows),
+          tempfile.TemporaryDirectory(prefix="kota-bench-zk-") as tmp):
+        outbox = Outbox(Path(tmp) / "outbox.sqlite3", telemetry_cap=10)
+        lock = threading.Lock()
+        seq = [0]
+
+        def send(topic: str, build: Callable[[Stamp], Any]) -> int:  # EdgeLink.send, no broker
+            spec = parse_topic(topic).spec
+            with lock:
+                seq[0] += 1
+                stamp = Stamp("bench-office", 1, seq[0], utc_now())
+                outbox.put(topic, encode(build(stamp)), spec.qos, spec.retain, spec.qos == 0)
+            return stamp.seq
+
+        plans = [MachinePlan(r["serial"], partial(open_machine, MachineAddress(
+                     "127.0.0.1", r["port"], timeout_s=TIMEOUT_S)), SyncPolicy(),
+                     pull_interval_s=3600.0) for r in rows]
+        agent = OfficeAgent(plans, OfficeState(Path(tmp) / "office.sqlite3"), send)
         wall, cpu, emu = time.perf_counter(), _own_cpu_s(), _cpu_s(proc.pid)
-        results = pull_punches(targets, tz=WIB, max_parallel=parallel)
+
+        def rounds_done(n: int) -> bool:
+            return all(v >= n for v in agent.rounds.values())
+
+        agent.start()
+        while not rounds_done(1):
+            time.sleep(0.01)
         wall, cpu = time.perf_counter() - wall, _own_cpu_s() - cpu
         emu_cpu = _cpu_s(proc.pid) - emu
-        pulled = sum(len(r.punches) for r in results)
-        failed = [str(r.error) for r in results if not r.ok]
-        again = [MachineTarget(t.host, t.port, timeout_s=TIMEOUT_S, since=r.watermark)
-                 for t, r in zip(targets, results, strict=True)]
+        ledgers = [agent.status()[k] for k in range(machines)]
+        pulled = sum(s["unstored_punches"] for s in ledgers)
+        failed = [f"{s['device_sn']}: {s['error']}" for s in ledgers if s["error"]]
+        counts = outbox.counts()
         wall2, cpu2 = time.perf_counter(), _own_cpu_s()
-        second = pull_punches(again, tz=WIB, max_parallel=parallel)
+        for plan in plans:
+            agent.wake(plan.device_sn)
+        while not rounds_done(2):
+            time.sleep(0.01)
         wall2, cpu2 = time.perf_counter() - wall2, _own_cpu_s() - cpu2
+        again = sum(s["unstored_punches"] for s in agent.status()) - pulled
+        agent.stop()
+        outbox.close()
     figures = {
-        "label": "office edge agent stand-in: devices.zk.driver.pull_punches, one thread per "
-                 "machine (the office edge agent is not built yet)",
-        "machines": machines, "new_punches_each": punches, "parallel": parallel,
+        "label": "the office edge agent's sync (edge.office.OfficeAgent: a thread per machine, "
+                 "batches written to a real outbox, fsync'd), no broker",
+        "machines": machines, "new_punches_each": punches,
         "punches": pulled, "failed": len(failed), "wall_s": round(wall, 3),
         "cpu_s": round(cpu, 3), "emulator_cpu_s": round(emu_cpu, 3),
         "punches_per_s": round(pulled / wall) if wall else None,
-        "per_machine_wall_s_max": round(max(r.wall_s for r in results), 3),
-        "next_sync_nothing_new": {"wall_s": round(wall2, 3), "cpu_s": round(cpu2, 3),
-                                  "punches": sum(len(r.punches) for r in second)},
+        "outbox_messages": counts.total,
+        "next_round_nothing_new": {"wall_s": round(wall2, 3), "cpu_s": round(cpu2, 3),
+                                   "punches": again},
     }
     if failed:
         figures["errors"] = failed[:5]
-    print(f"  {machines} machines × {punches} punches, {parallel} at a time: {pulled} punches "
-          f"in {wall:.2f} s wall, {cpu:.2f} s CPU ({figures['failed']} failed); next sync "
-          f"(nothing new) {wall2:.2f} s", flush=True)
+    print(f"  {machines} machines × {punches} punches: {pulled} punches in batches in "
+          f"{wall:.2f} s wall, {cpu:.2f} s CPU ({figures['failed']} failed, "
+          f"{counts.total} outbox messages); next round (nothing new) {wall2:.2f} s", flush=True)
     return figures
 
 
 def bench_zk(args: argparse.Namespace) -> int:
-    if min(args.punches, args.repeat, args.machines, args.machine_punches, args.parallel) < 1:
-        print("--punches, --repeat, --machines, --machine-punches and --parallel must be at "
-              "least 1", file=sys.stderr)
+    if min(args.punches, args.repeat, args.machines, args.machine_punches) < 1:
+        print("--punches, --repeat, --machines and --machine-punches must be at least 1",
+              file=sys.stderr)
         return 2
     results: dict[str, Any] = {"cpus": os.cpu_count()}
     print(f"one machine, {args.punches} punches (best of {args.repeat}):", flush=True)
     results["one_machine"] = one_machine(args.punches, args.repeat)
     print(f"agent sync, {args.machines} machines:", flush=True)
-    results["agent_sync"] = agent_sync(args.machines, args.machine_punches, args.parallel)
+    results["agent_sync"] = agent_sync(args.machines, args.machine_punches)
     if args.json:
         print(json.dumps(results))
     ok = results["one_machine"]["same_count"] and not results["agent_sync"]["failed"]
@@ -188,10 +232,10 @@ def add_parser(bench_subparsers: argparse._SubParsersAction) -> argparse.Argumen
         "--punches punches, read whole by our driver, by plain pyzk 0.9 in the same run, and "
         "incrementally by our driver (watermark at the newest punch): wall time, this "
         "process's CPU, the emulator's CPU, punches/s (best of --repeat, medians too). "
-        "(2) An office edge agent syncing --machines machines with --machine-punches new "
-        "punches each: as the office agent is not built yet, the function it is to use "
-        "(devices.zk.driver.pull_punches: one thread per machine, --parallel at a time), "
-        "then the next sync with nothing new.",
+        "(2) The office edge agent's sync (edge.office: one thread per machine, the ledger, "
+        "every batch written to a real fsync'd outbox; no broker) of --machines machines with "
+        "--machine-punches new punches each, until all are in batches; then one more round "
+        "with nothing new.",
         epilog="Example: `kota bench zk --json` (100,000 punches; 40 machines × 5,000). Exit "
         "codes: 0 done, 1 a client read a wrong count or a machine failed, 2 bad arguments.")
     p.set_defaults(func=bench_zk)
@@ -204,8 +248,6 @@ def add_parser(bench_subparsers: argparse._SubParsersAction) -> argparse.Argumen
                    help="machines the agent syncs (default 40)")
     p.add_argument("--machine-punches", type=int, default=5000, metavar="K",
                    help="new punches on each of those machines (default 5000)")
-    p.add_argument("--parallel", type=int, default=8, metavar="P",
-                   help="machines pulled at the same time (default 8)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object of figures as the last line")
     return p
