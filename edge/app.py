@@ -56,7 +56,7 @@ from edge.controllers import (
 from edge.link import LinkError, display_url
 from edge.liveness import ControlRoomLiveness, Liveness, WatchedLink
 from edge.office.agent import MachinePlan, OfficeAgent
-from edge.office.machine import MachineAddress, open_machine
+from edge.office.machine import MachineAddress, live_punches, open_machine
 from edge.office.state import OfficeState
 from edge.office.sync import SyncPolicy
 from edge.outbox import Outbox, OutboxError
@@ -98,7 +98,8 @@ def machine_plan(spec: AttendanceMachineSettings) -> MachinePlan:
                         clear_when_stored=spec.clear_when_stored,
                         clear_at_share=spec.clear_at_share, resend_after_s=spec.resend_after_s)
     return MachinePlan(spec.device_sn, lambda: open_machine(address), policy,
-                       pull_interval_s=spec.pull_interval_s)
+                       pull_interval_s=spec.pull_interval_s,
+                       live=(lambda stop: live_punches(address, stop)) if spec.live else None)
 
 
 def build_simulated(spec: SimulatedIntersectionSettings, clock: Callable[[], float] | None) -> SimpleIntersection:

@@ -108,7 +108,12 @@ class AttendanceMachineSettings(BaseModel):
     office: str = Field("", max_length=120, description="The office (SKPD) the machine stands in.")
     timeout_s: float = Field(10.0, ge=0.5, le=120, description="Time one request may take.")
     pull_interval_s: float = Field(60.0, ge=1, le=86_400, description="How often new punches "
-                                   "are read (at once, too, when a command arrives).")
+                                   "are read (at once, too, when a command or a live punch "
+                                   "arrives).")
+    live: bool = Field(True, description="Hold a live-event connection to the machine so a "
+                       "punch is read within a second; punches are pulled every "
+                       "pull_interval_s regardless. Turn off for a machine that allows one "
+                       "connection only.")
     max_drift_s: float = Field(30.0, ge=1, le=86_400, description="The machine's clock is set "
                                "when it is off by more than this.")
     clear_when_stored: bool = Field(False, description="Clear the machine's log once every "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +44,10 @@ class MachinePlan:
     policy: SyncPolicy
     pull_interval_s: float = 60.0
     retry_max_s: float = 300.0
+    # Live capture: iterate the machine's punches as they happen until the event is set (None:
+    # the machine is only pulled). Each live punch starts a round at once; the round, not the
+    # event, carries the punch, so a missed or duplicated event changes nothing.
+    live: Callable[[threading.Event], Iterable[object]] | None = None
 
 
 class OfficeAgent:
@@ -58,6 +62,7 @@ class OfficeAgent:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.rounds = dict.fromkeys(self._plans, 0)
+        self.live_punches = dict.fromkeys(self._plans, 0)
 
     def subscriptions(self) -> list[tuple[str, int]]:
         """Topics the link must subscribe to for these machines (QoS 1)."""
@@ -65,10 +70,15 @@ class OfficeAgent:
                 for t in (attendance_stored_topic(sn), attendance_command_topic(sn))]
 
     def start(self) -> None:
-        for sn in self._plans:
+        for sn, plan in self._plans.items():
             thread = threading.Thread(target=self._run, args=(sn,), name=f"office-{sn}", daemon=True)
             thread.start()
             self._threads.append(thread)
+            if plan.live is not None:
+                thread = threading.Thread(target=self._listen, args=(plan,),
+                                          name=f"office-live-{sn}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
@@ -155,6 +165,31 @@ class OfficeAgent:
             wake.wait(delay_s)
             wake.clear()
 
+    def _listen(self, plan: MachinePlan) -> None:
+        """Live punches wake the machine's round; a lost live link is retried with back-off
+        (the pull goes on meanwhile, so nothing waits on it)."""
+        assert plan.live is not None
+        delay_s = 1.0
+        failing = False
+        while not self._stop.is_set():
+            try:
+                for _ in plan.live(self._stop):
+                    self.live_punches[plan.device_sn] += 1
+                    self.wake(plan.device_sn)
+                    delay_s = 1.0
+                    if failing:
+                        log.info("machine %s: live punches again", plan.device_sn)
+                        failing = False
+            except (MachineError, OSError) as exc:
+                if not failing:
+                    log.warning("machine %s: live capture lost (%s); punches are still pulled "
+                                "every %.0f s, live capture retried", plan.device_sn, exc,
+                                plan.pull_interval_s)
+                failing = True
+            if self._stop.wait(delay_s):
+                return
+            delay_s = min(delay_s * 2, plan.retry_max_s)
+
     def status(self) -> list[dict[str, Any]]:
         """For `kota edge status`: each machine, its last contact and error, its ledger."""
         out = []
@@ -171,5 +206,6 @@ class OfficeAgent:
                 "capacity": facts.records_capacity if facts else None,
                 "clock_drift_s": sync.last_drift_s, "unstored_punches": ledger.unstored_punches,
                 "unstored_batches": ledger.unstored_batches, "newest_punch": ledger.newest_punch,
+                "live_punches": self.live_punches[sn],
             })
         return out

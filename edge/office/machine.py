@@ -7,6 +7,7 @@ anything about watermarks, batches or clearing (``sync`` does).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -75,6 +76,18 @@ class ZkMachineClient:
         for u in self._zk.users():
             if u.user_id == user_id:
                 self._zk.delete_user(u.uid)
+
+
+def live_punches(address: MachineAddress, stop: threading.Event) -> Iterator[str]:
+    """The user id of each punch as it happens, until ``stop``; MachineError when the link
+    breaks (the caller retries)."""
+    try:
+        with ZkDriver(address.host, address.port, comm_key=address.comm_key, udp=address.udp,
+                      timeout_s=address.timeout_s, tz=office_zone(address.tz)) as driver:
+            for punch in driver.live(stop):
+                yield punch.user_id
+    except ZkError as exc:
+        raise MachineError(f"{address.host}:{address.port}: {exc}") from exc
 
 
 @contextmanager

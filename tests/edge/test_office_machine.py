@@ -14,13 +14,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from edge import contract as c
-from edge.office.machine import MachineAddress, open_machine
+from edge.office.agent import MachinePlan, OfficeAgent
+from edge.office.machine import MachineAddress, live_punches, open_machine
 from edge.office.state import OfficeState
 from edge.office.sync import MachineError, MachineSync, SyncPolicy
 from firmware_sim.zk.machine import Fault, ZkMachine
 from firmware_sim.zk.profiles import MachineConfig
 from firmware_sim.zk.seed import seed_machine
 from firmware_sim.zk.server import ZkEmulatorThread
+from tests.controlroom.test_controlroom import wait_for
 from tests.edge.test_office_sync import Wire
 
 UNTIL = date(2026, 11, 20)
@@ -147,3 +149,29 @@ def test_users_are_pushed_to_the_machine(office, tmp_path) -> None:
     ids = {u.user_id: u for u in m.users}
     assert ids["199001012020121001"].name == "Dewi Lestari" and gone not in ids
     assert [a.status for a in wire.of(c.CommandAck)] == ["accepted", "applied"]
+
+
+def test_a_live_punch_is_read_at_once_and_a_lost_live_link_is_retried(office, tmp_path) -> None:
+    emulators, machines = office
+    m = machines["colour"]
+    address = MachineAddress("127.0.0.1", emulators.ports[m.serial], timeout_s=3)
+    wire = Wire()
+    plan = MachinePlan(m.serial, partial(open_machine, address), SyncPolicy(),
+                       pull_interval_s=3600, live=partial(live_punches, address))
+    agent = OfficeAgent([plan], OfficeState(tmp_path / "live.sqlite"), wire.send)
+    agent.start()
+    try:
+        wait_for(lambda: len(wire.keys()) == 1200, 15, "the history pulled")
+        time.sleep(0.5)  # the live link registers for events
+        m.punch(m.users[1].user_id)
+        wait_for(lambda: len(wire.keys()) == 1201, 5, "the live punch read within seconds")
+        m.reboot(0.5)  # the live link drops; it comes back and still wakes the pull
+        wait_for(lambda: not m.is_down, 5, "machine back")
+        deadline = time.monotonic() + 15
+        while len(wire.keys()) < 1202 and time.monotonic() < deadline:
+            m.punch(m.users[2].user_id)
+            time.sleep(1.0)
+        wait_for(lambda: set(wire.keys()) == machine_keys(m), 5, "every punch read")
+        assert agent.live_punches[m.serial] >= 2
+    finally:
+        agent.stop()
