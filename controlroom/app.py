@@ -77,8 +77,9 @@ class ControlRoom:
                                     shared_group=self._settings.ingest.shared_group,
                                     state_interval_s=self._settings.state_interval_s)
         att = self._settings.attendance
+        attendance_store = AttendanceStore(self._pool)
         self.attendance = AttendanceService(
-            AttendanceStore(self._pool), self.link.publish,
+            attendance_store, self.link.publish,
             thresholds=AlarmThresholds(att.stale_after_s, att.capacity_share, att.clock_drift_s),
             alarm_interval_s=att.alarm_interval_s)
         self.ingest = Ingest(self._settings.ingest, self.store, attendance=self.attendance)
@@ -102,7 +103,8 @@ class ControlRoom:
         self.link.start()
         app = create_api(self.store, self.health, city=self._city, timezone=self._timezone,
                          stale_after_s=self._settings.edge_stale_s, traffic=self.traffic,
-                         keys=KeyRing(self._settings.api_keys))
+                         keys=KeyRing(self._settings.api_keys), attendance=attendance_store,
+                         machine_stale_after_s=att.stale_after_s)
         config = uvicorn.Config(app, host=self._settings.http_host, port=self._settings.http_port,
                                 log_level="warning", access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)

@@ -18,9 +18,11 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from controlroom.attendance.store import AttendanceStorageError, AttendanceStore
 from controlroom.storage.store import AuditRecord, StorageError, Store
 from controlroom.traffic.access import KeyRing, Operator
 from controlroom.traffic.service import OperatorActionError, TrafficService
+from controlroom.web.attendance import attendance_router
 from edge.contract import MAX_PHASES, PlanBody
 
 
@@ -54,15 +56,22 @@ class ReleaseRequest(BaseModel):
 
 def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str, timezone: str,
                stale_after_s: float, traffic: TrafficService | None = None,
-               keys: KeyRing | None = None) -> FastAPI:
+               keys: KeyRing | None = None, attendance: AttendanceStore | None = None,
+               machine_stale_after_s: float = 300.0) -> FastAPI:
     app = FastAPI(title="Kota Pintar control room", version="0.1.0",
                   description="Edges, intersections, alarms, operator overrides and the state "
                   "of the control room.")
     keyring = keys if keys is not None else KeyRing(())
 
     @app.exception_handler(StorageError)
-    def storage_down(request: Request, exc: StorageError) -> JSONResponse:
+    @app.exception_handler(AttendanceStorageError)
+    def storage_down(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": f"database unavailable: {exc}"}, status_code=503)
+
+    if attendance is not None:
+        app.include_router(attendance_router(attendance, keyring,
+                                             stale_after_s=machine_stale_after_s,
+                                             jsonable=_jsonable))
 
     def may_override(request: Request, intersection_id: str) -> Operator:
         operator = keyring.lookup(request.headers.get("x-api-key"))

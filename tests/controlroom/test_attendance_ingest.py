@@ -21,6 +21,7 @@ from edge import contract as c
 from tests.controlroom.test_controlroom import wait_for
 
 WIB = timezone(timedelta(hours=7))
+KEY = "bkpsdm-viewer-key-0001"
 
 
 @pytest.fixture
@@ -29,7 +30,8 @@ def room(mqtt_url: str, pg_url: str) -> Iterator[ControlRoom]:
     settings = ControlRoomSettings(mqtt=c.MqttEndpoint(url=mqtt_url, keepalive_s=5),
                                    client_id=f"cr-att-{uuid.uuid4().hex[:8]}", http_port=0,
                                    ingest={"flush_interval_ms": 20},
-                                   attendance={"alarm_interval_s": 1})
+                                   attendance={"alarm_interval_s": 1},
+                                   api_keys=[{"user": "siti", "role": "viewer", "key": KEY}])
     room = ControlRoom(settings, DatabaseSettings(), pg_url, city="Kota Uji", timezone="Asia/Jakarta")
     room.start()
     wait_for(room.link.connected.is_set, what="control room connected")
@@ -133,4 +135,35 @@ def test_machine_status_feeds_the_registry_and_its_alarms(
     wait_for(lambda: alarm_codes() == set(), what="capacity alarm cleared")
     health = httpx.get(f"{room.url}api/health", timeout=5).json()
     assert health["attendance"]["batches_rejected"] == 0
+    office.client.publish(c.attendance_status_topic(office.sn), b"", qos=1, retain=True).wait_for_publish(5)
+
+
+def test_the_api_shows_machines_alarms_and_punches_to_a_key_holder(
+        room: ControlRoom, office: Office) -> None:
+    office.send(office.batch("batch-0000009", punches(3)), c.attendance_logs_topic(office.sn))
+    office.reply()
+    status = c.AttendanceStatus(ts=datetime.now(UTC), edge_id="office-1", epoch=1, seq=50,
+                                device_sn=office.sn, online=True, name="Lobi", punches=90,
+                                punches_capacity=100, clock_drift_s=0.0)
+    office.send(status, c.attendance_status_topic(office.sn))
+    api = f"{room.url}api/attendance"
+
+    def machine() -> dict | None:
+        rows = httpx.get(f"{api}/machines", timeout=5).json()
+        return next((m for m in rows if m["device_sn"] == office.sn), None)
+
+    # full above 80 %, and its punches are by user ids no employee list holds
+    wait_for(lambda: (m := machine()) is not None and m["open_alarms"] == 2, what="machine listed")
+    m = machine()
+    assert m["online"] is True and m["punches_used_pct"] == 90.0 and m["name"] == "Lobi"
+    alarms = httpx.get(f"{api}/alarms", params={"machine": office.sn}, timeout=5).json()
+    assert sorted(a["code"] for a in alarms) == ["machine_capacity", "machine_unknown_users"]
+    assert httpx.get(f"{api}/punches", timeout=5).status_code == 401  # personal data
+    rows = httpx.get(f"{api}/punches", params={"machine": office.sn}, headers={"X-API-Key": KEY},
+                     timeout=5).json()
+    assert [(r["user_id"], r["local_ts"]) for r in rows] == [
+        ("100", "2026-11-23T07:00:00"), ("101", "2026-11-23T07:01:00"), ("102", "2026-11-23T07:02:00")]
+    bad = httpx.get(f"{api}/punches", params={"since": "2026-11-23T00:00:00"},
+                    headers={"X-API-Key": KEY}, timeout=5)
+    assert bad.status_code == 422 and "zone" in bad.text
     office.client.publish(c.attendance_status_topic(office.sn), b"", qos=1, retain=True).wait_for_publish(5)
