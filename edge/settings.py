@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
-    field_validator,
     model_validator,
 )
 
-from edge.contract import Ident, MqttEndpoint
+from edge.contract import Ident, MqttEndpoint, ZoneName
 from firmware_sim.simple_intersection import MIN_SPLIT_S
 
 # The controller's watchdog register holds 1..600 s (devices.controller.registers CONTROL).
@@ -103,8 +101,9 @@ class AttendanceMachineSettings(BaseModel):
     comm_key: int = Field(0, ge=0, le=999_999, description="The machine's communication key "
                           "(menu Comm. → Connection password); 0 when none is set.")
     udp: bool = Field(False, description="Talk UDP instead of TCP (older firmware).")
-    tz: str = Field("Asia/Jakarta", description="The office's zone: Asia/Jakarta (WIB), "
-                    "Asia/Makassar (WITA) or Asia/Jayapura (WIT); the machine keeps local time.")
+    tz: ZoneName = Field("Asia/Jakarta", description="The office's zone: Asia/Jakarta (WIB), "
+                         "Asia/Makassar (WITA) or Asia/Jayapura (WIT); the machine keeps local "
+                         "time.")
     office: str = Field("", max_length=120, description="The office (SKPD) the machine stands in.")
     timeout_s: float = Field(10.0, ge=0.5, le=120, description="Time one request may take.")
     pull_interval_s: float = Field(60.0, ge=1, le=86_400, description="How often new punches "
@@ -123,16 +122,6 @@ class AttendanceMachineSettings(BaseModel):
                                   "only once the log is at least this share of its capacity.")
     resend_after_s: float = Field(600.0, ge=10, le=86_400, description="A batch the control "
                                   "room has not confirmed stored after this long is sent again.")
-
-    @field_validator("tz")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}: use Asia/Jakarta (WIB), "
-                             "Asia/Makassar (WITA) or Asia/Jayapura (WIT)") from None
-        return value
 
 
 class EdgeSettings(BaseModel):
