@@ -343,11 +343,6 @@ class ControllerDevice:
             raise ControllerTimeout(f"controller {self.spec.address}: poll not done within "
                                     f"{self._poll_budget_s:g} s") from exc
 
-    def fetch(self) -> ControllerReading:
-        """One poll from another thread, waiting for it (a technician's probe, tests)."""
-        return self._loop.run(self.poll(), self._poll_budget_s + 1.0,
-                              f"controller {self.spec.address}")
-
     async def _poll(self) -> ControllerReading:
         try:
             if not self._set_up:
@@ -399,19 +394,15 @@ class ControllerDevice:
                       verdict.reason)
         self.watchdog = WatchdogState(True, verdict.reason, before.kicks + 1, utc_now())
 
-    # ------------------------------------------------------------------ commands (inbound thread)
-
-    def prepare(self, body: PlanBody | OverrideBody) -> Prepared:
-        """Judge a command against this controller's limits (reads identity and timing)."""
-        return self._loop.run(self._prepare(body), self._poll_budget_s,
-                              f"controller {self.spec.address}")
+    # ------------------------------------------------------------------ commands (on the loop)
 
     async def prepare_async(self, body: PlanBody | OverrideBody) -> Prepared:
-        """``prepare`` on the loop itself."""
+        """Judge a command against this controller's limits (reads identity and timing)."""
         return await self._within_budget(self._prepare(body), "judging a command")
 
     async def execute_async(self, prepared: Prepared) -> str:
-        """``execute`` on the loop itself."""
+        """Write and confirm; returns the ack's note. Raises CommandRejected (the controller's
+        refusal, its reason text in the message) or another ControllerError."""
         return await self._within_budget(self._execute(prepared), "carrying out a command")
 
     async def _within_budget(self, coro: Coroutine[Any, Any, T], what: str) -> T:
@@ -425,12 +416,6 @@ class ControllerDevice:
         ident = await self.client.identity()
         timing = await self.client.timing() if isinstance(body, PlanBody) else ()
         return prepare(body, ident, timing)
-
-    def execute(self, prepared: Prepared) -> str:
-        """Write and confirm; returns the ack's note. Raises CommandRejected (the controller's
-        refusal, its reason text in the message) or another ControllerError."""
-        return self._loop.run(self._execute(prepared), self._poll_budget_s,
-                              f"controller {self.spec.address}")
 
     async def _execute(self, prepared: Prepared) -> str:
         if prepared.plan is not None:
