@@ -42,6 +42,7 @@ from kota.settings import Settings
 
 if TYPE_CHECKING:
     from controlroom.storage.embedded import EmbeddedPostgres
+    from kota.office import Offices
     from simulators.city import CityResult, CityWorld
 
 log = logging.getLogger("kota.city")
@@ -83,6 +84,7 @@ class StackOptions:
     log_level: str = "INFO"
     city_name: str = "Kota Contoh"
     timezone: str = "Asia/Jakarta"
+    offices: int = 0  # emulated attendance machines (with staff) and an office edge agent
 
 
 def edge_count(controllers: int, wanted: int | None) -> int:
@@ -348,6 +350,8 @@ class CityStack:
         self.broker: Child | None = None
         self.controlroom: Child | None = None
         self.edges: list[EdgePart] = []
+        self.offices: Offices | None = None
+        self.office_edge: Child | None = None
         self._embedded_pg: EmbeddedPostgres | None = None
         self._started: list[str] = []  # what to stop, in start order
         self._result: CityResult | None = None
@@ -369,6 +373,7 @@ class CityStack:
             self._start_broker()
             self._start_controlroom()
             self._start_edges()
+            self._start_offices()
             self.world.run()
             self._started.append("world")
         except BaseException:
@@ -591,10 +596,52 @@ class CityStack:
 
     def children(self) -> list[Child]:
         out = [p.child for p in self.edges]
+        out += [self.office_edge] if self.office_edge is not None else []
         out += [c for c in (self.controlroom, self.broker) if c is not None]
         return out
 
+    def _start_offices(self) -> None:
+        """Attendance machines in this process, their staff, and the office edge agent."""
+        if not self.options.offices:
+            return
+        from zoneinfo import ZoneInfo
+
+        from kota.office import Offices
+
+        tz = self.options.timezone
+        offset = ZoneInfo(tz).utcoffset(datetime.now(UTC)) if tz else None
+        self.offices = Offices(self.options.offices,
+                               utc_offset_h=offset.total_seconds() / 3600 if offset else 7.0)
+        self.offices.start()
+        edge_id = "kantor-demo"
+        state_dir = self.run_dir / "edges" / edge_id
+        config = write_settings(self.run_dir / f"{edge_id}.toml", {
+            "site": {"city": self.options.city_name, "timezone": tz,
+                     "data_dir": self.run_dir / "edges"},
+            "edge": self.offices.edge_settings(edge_id, self._mqtt(), state_dir, tz=tz)},
+            f"The office edge agent of this run (`kota edge run`): "
+            f"{len(self.offices.machines)} attendance machine(s).")
+        self.office_edge = Child(edge_id, ["edge", "run"], config,
+                                 self.run_dir / "logs" / f"{edge_id}.log", self.options.log_level)
+        self.office_edge.start()
+        self._started.append("offices")
+        from edge.status import StatusError, read_status
+
+        def connected() -> bool:
+            try:
+                return bool(read_status(state_dir, datetime.now(UTC)).get("connected"))
+            except StatusError:
+                return False
+
+        self._wait(connected, self.office_edge, f"office edge agent {edge_id} connected to "
+                   f"{self.mqtt_url}", "its log says why")
+
     def _stop_children(self) -> None:
+        if self.office_edge is not None:
+            self.office_edge.stop()
+        if self.offices is not None:
+            self.offices.stop()
+            self.offices = None
         for part in self.edges:
             part.child.stop()
         if self.controlroom is not None:
@@ -630,6 +677,9 @@ class CityStack:
             "edges": [{"edge_id": p.edge_id, "pid": p.child.pid, "intersections":
                        list(p.intersections), "state_dir": str(p.state_dir)}
                       for p in self.edges],
+            "attendance_machines": [{"serial": e.serial, "office": e.office, "port": e.port,
+                                     "profile": e.profile}
+                                    for e in (self.offices.endpoints if self.offices else [])],
             "logs": str(self.run_dir / "logs"),
         }
 
@@ -662,6 +712,11 @@ def describe(stack: CityStack) -> str:
         f"run dir:      {w['run_dir']} (settings files; logs in logs/)",
         f"SUMO:         {len(world.endpoints)} intersections, {pace}",
     ]
+    if w["attendance_machines"]:
+        lines.insert(5, "attendance:   " + "; ".join(
+            f"{m['serial']} ({m['office']}, 127.0.0.1:{m['port']})"
+            for m in w["attendance_machines"])
+            + f" — staff checking in; {w['api']}api/attendance/machines")
     return "\n".join(lines)
 
 

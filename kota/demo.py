@@ -23,6 +23,7 @@ log = logging.getLogger("kota.demo")
 DEMO_SEED = 1
 DEMO_EDGES = 2
 DEMO_TIME_SCALE = 1.0  # adaptive control measures flows per real second: the demo is faithful
+DEMO_OFFICES = 3  # attendance machines, one per office, and an office edge agent
 
 
 def run_demo(settings: Settings, *, duration_s: float | None = None, fresh: bool = False) -> int:
@@ -47,7 +48,7 @@ def run_demo(settings: Settings, *, duration_s: float | None = None, fresh: bool
         fresh=fresh, edges=DEMO_EDGES, edge_prefix="edge-demo",
         http_host=settings.controlroom.http_host, http_port=settings.controlroom.http_port,
         controlroom_client_id=settings.controlroom.client_id, city_name=settings.site.city,
-        timezone=settings.site.timezone,
+        timezone=settings.site.timezone, offices=DEMO_OFFICES,
         log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()))
     rc = run_closed_loop(world, options, settings, title="Kota Pintar demo")
     print("demo stopped.", flush=True)

@@ -330,7 +330,10 @@ class AttendanceStore:
         return rows[0] if rows else None
 
     def unknown_users(self, since: datetime | None = None) -> dict[str, dict[str, Any]]:
-        """Per machine: punches whose user id is no known employee (count, a few ids)."""
+        """Per machine: punches whose user id is no known employee (count, a few ids). Empty
+        while no employee is known at all (before the first SIMPEG sync every id would be)."""
+        if not self._rows("SELECT 1 AS x FROM attendance_employee LIMIT 1"):
+            return {}
         rows = self._rows(
             "SELECT p.device_sn, count(*) AS punches, "
             "(array_agg(DISTINCT p.user_id ORDER BY p.user_id))[1:5] AS user_ids "

@@ -156,6 +156,7 @@ def test_alarms_open_once_and_clear_when_the_condition_ends(store: AttendanceSto
     store.upsert_employees([("1000", "Siti Rahayu", "198503122010012001", "Dinas Kominfo", True)])
     store.store_batch(batch("b1", [Punch("1000", T0, 0), Punch("9999", T0, 0)], sn="OK"))
 
+    assert store.unknown_users() != {}
     conditions = machine_conditions(store.machines(), store.unknown_users(), now, AlarmThresholds())
     got = {(c.code, c.device_sn, c.subject) for c in conditions}
     assert got == {("machine_capacity", "FULL", "punches"), ("machine_clock_drift", "DRIFT", ""),
@@ -173,3 +174,10 @@ def test_alarms_open_once_and_clear_when_the_condition_ends(store: AttendanceSto
     assert conditions == []
     assert store.reconcile_alarms(conditions, later) == (0, 4)
     assert store.alarms() == [] and len(store.alarms(open_only=False)) == 4
+
+
+def test_unknown_user_ids_are_not_news_before_any_employee_is_known(store: AttendanceStore) -> None:
+    store.store_batch(batch("b1", punches(3)))
+    assert store.unknown_users() == {}
+    store.upsert_employees([("9999", "Siti Rahayu", "", "", True)])
+    assert store.unknown_users()["CKJX201960001"]["punches"] == 3

@@ -53,9 +53,25 @@ def test_demo_shows_live_values_within_15_s_and_stops_cleanly(scratch_dir: Path)
         time.sleep(2.5)
         later = {r["intersection_id"]: r["last_ts"] for r in httpx.get(f"{base}/api/intersections").json()}
         assert all(later[i] > first[i] for i in first), "values are not live"
-        edges = httpx.get(f"{base}/api/edges", timeout=2).json()
-        assert [(e["edge_id"], e["online"], len(e["inventory"])) for e in edges] == [
-            ("edge-demo-1", True, 3), ("edge-demo-2", True, 3)]
+        def edges() -> list[tuple[str, bool, int]]:
+            return [(e["edge_id"], e["online"], len(e["inventory"]))
+                    for e in httpx.get(f"{base}/api/edges", timeout=2).json()]
+
+        wait = time.monotonic() + 20  # the office edge comes up after the intersections'
+        while len(edges()) < 3 and time.monotonic() < wait:
+            time.sleep(0.25)
+        assert edges() == [("edge-demo-1", True, 3), ("edge-demo-2", True, 3),
+                           ("kantor-demo", True, 3)]
+        # the attendance side: three offices' machines online, their history and the morning's
+        # first check-ins stored
+        wait = time.monotonic() + 30
+        while time.monotonic() < wait:
+            machines = httpx.get(f"{base}/api/attendance/machines", timeout=2).json()
+            if len(machines) == 3 and all(m["online"] and m["punches"] for m in machines):
+                break
+            time.sleep(0.5)
+        assert [(m["device_sn"], m["online"]) for m in machines] == [
+            (f"KPDEMO000{k}", True) for k in (1, 2, 3)], machines
         view = httpx.get(f"{base}/api/intersections/J1", timeout=2).json()
         assert view["live"]["mode"] and len(view["live"]["signal"]) == view["phases"]
     finally:
