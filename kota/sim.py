@@ -258,9 +258,11 @@ def cmd_sim_city(args: argparse.Namespace) -> int:
         problems.append("--edges must be at least 1")
     if not world_only and args.plan_interval is not None and not 0.1 <= args.plan_interval <= 900:
         problems.append("--plan-interval must be within 0.1..900 s")
-    if world_only and (args.database or args.edges is not None):
-        problems.append("--database and --edges start the closed loop; leave out --world-only "
-                        "and --fast")
+    if args.offices < 0:
+        problems.append("--offices must be 0 or more")
+    if world_only and (args.database or args.edges is not None or args.offices):
+        problems.append("--database, --edges and --offices start the closed loop; leave out "
+                        "--world-only and --fast")
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return EXIT_USAGE
@@ -351,7 +353,8 @@ def _closed_loop(args: argparse.Namespace) -> int:
         run_dir=run_dir, layout_path=Path(args.layout) if args.layout else None,
         mqtt_url=args.mqtt, broker_port=args.broker_port, database_url=args.database,
         edges=args.edges, http_port=args.http_port, plan_interval_s=args.plan_interval,
-        watchdog_s=args.watchdog if args.watchdog != WATCHDOG_DEFAULT_S else None, city_name=settings.site.city, timezone=settings.site.timezone,
+        watchdog_s=args.watchdog if args.watchdog != WATCHDOG_DEFAULT_S else None,
+        city_name=settings.site.city, timezone=settings.site.timezone, offices=args.offices,
         log_level=getattr(args, "log_level", "INFO"))
     return run_closed_loop(world, options, settings, json_out=args.json,
                            metrics_path=Path(args.metrics) if args.metrics else None,
@@ -437,6 +440,10 @@ def _add_city_parser(kinds: argparse._SubParsersAction) -> None:
                       "--config, else the embedded PostgreSQL of [database.embedded])")
     city.add_argument("--edges", type=int, metavar="N", help="edge agent processes; the "
                       "controllers are split evenly over them in layout order (default 2)")
+    city.add_argument("--offices", type=int, default=0, metavar="N", help="also N emulated "
+                      "ZKTeco attendance machines (one per office, staff checking in over the "
+                      "first 20 minutes) and an office edge agent keeping them in sync "
+                      "(default 0; `kota demo` runs 3)")
     city.add_argument("--http-port", type=int, default=0, metavar="P", help="port of the "
                       "control room's status page and API on 127.0.0.1 (default 0: a free one, "
                       "printed)")

@@ -88,6 +88,8 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "leave out --world-only" in bad.stderr
     assert run("--edges", "0").returncode == 2
     assert run("--plan-interval", "0").returncode == 2
+    assert run("--offices", "-1").returncode == 2
+    assert "leave out --world-only" in run("--world-only", "--offices", "2").stderr
 
 
 def test_a_missing_broker_is_named_with_what_to_do(embedded_pg_server: str,
