@@ -19,6 +19,24 @@ def test_example_config_is_valid_and_complete() -> None:
     assert settings.controlroom.mqtt.port == 11883
 
 
+def test_the_examples_commented_device_sections_are_valid_when_uncommented(tmp_path: Path) -> None:
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    out, on = [], False
+    for line in lines:  # uncomment the [[edge.controllers]] and [[edge.attendance]] blocks
+        if line.startswith("# [[edge."):
+            on = True
+        elif on and not line.startswith("# "):
+            on = False
+        out.append(line[2:] if on else line)
+    path = tmp_path / "kota.toml"
+    path.write_text("\n".join(out), encoding="utf-8")
+    settings = load_settings(path, environ={})
+    [machine] = settings.edge.attendance
+    assert (machine.device_sn, machine.tz, machine.clear_when_stored) == (
+        "CKJX201960001", "Asia/Makassar", False)
+    assert [c.intersection_id for c in settings.edge.controllers] == ["simpang-tugu-muda"]
+
+
 def test_environment_overrides_file(tmp_path: Path) -> None:
     settings = load_settings(EXAMPLE, environ={
         "KOTA_DATABASE__URL": "postgresql://kota@db/kota",
