@@ -77,7 +77,10 @@ class AttendanceService:
         the database fails. A batch the store refuses as invalid is logged and not answered,
         so the edge keeps it and the technician sees why in the log."""
         if statuses:
-            self._store.update_machines(machine_status(s) for s in statuses)
+            try:
+                self._store.update_machines(machine_status(s) for s in statuses)
+            except InvalidPunchBatch as exc:  # the contract checks zones; say so if one slips by
+                log.error("machine status refused, not stored: %s", exc)
         stored: dict[str, list[str]] = {}
         for message in batches:
             try:

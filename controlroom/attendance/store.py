@@ -31,8 +31,9 @@ class AttendanceStorageError(Exception):
     """A batch or status could not be stored; nothing of it was committed."""
 
 
-class InvalidPunchBatch(AttendanceStorageError):
-    """The batch breaks a rule of the attendance records; the message names the punch and rule."""
+class InvalidPunchBatch(ValueError):
+    """Bad input: a batch or record breaks a rule of the attendance records (the message names
+    the punch and the rule). Not a storage failure: retrying cannot help, nothing is written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,12 +222,14 @@ class AttendanceStore:
 
     def update_machines(self, statuses: Iterable[MachineStatus]) -> int:
         """Apply machine status reports; an older report than the one stored is ignored.
-        Returns how many were applied."""
+        Returns how many were applied; InvalidPunchBatch (nothing written) for a bad zone."""
+        statuses = list(statuses)
+        for s in statuses:
+            zone(s.tz)
         applied = 0
         try:
             with self._pool.connection() as conn, conn.transaction():
                 for s in statuses:
-                    zone(s.tz)
                     row = conn.execute(_UPSERT_MACHINE, {
                         "device_sn": s.device_sn, "edge_id": s.edge_id, "office": s.office,
                         "name": s.name, "platform": s.platform, "firmware": s.firmware,

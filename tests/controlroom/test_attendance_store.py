@@ -181,3 +181,14 @@ def test_unknown_user_ids_are_not_news_before_any_employee_is_known(store: Atten
     assert store.unknown_users() == {}
     store.upsert_employees([("9999", "Siti Rahayu", "", "", True)])
     assert store.unknown_users()["CKJX201960001"]["punches"] == 3
+
+
+def test_a_status_with_an_unknown_zone_is_bad_input_not_a_storage_failure(
+        store: AttendanceStore) -> None:
+    from controlroom.attendance.store import AttendanceStorageError
+
+    good = status("A", T0.astimezone(UTC))
+    with pytest.raises(InvalidPunchBatch, match="time zone") as err:
+        store.update_machines([good, status("B", T0.astimezone(UTC), tz="Asia/Bandung")])
+    assert not isinstance(err.value, AttendanceStorageError)  # ingest must not retry it
+    assert store.machines() == []  # nothing of the report written
