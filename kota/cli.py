@@ -69,14 +69,26 @@ def _database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    from controlroom.traffic.layout import LayoutError, load_layout
+
     try:
-        load_settings(Path(args.file))
+        settings = load_settings(Path(args.file))
     except ConfigError as exc:
         print(f"{args.file}: INVALID", file=sys.stderr)
         for path, reason in exc.problems:
             print(f"  {path}: {reason}", file=sys.stderr)
         return 2
-    print(f"{args.file}: OK")
+    layout = settings.controlroom.traffic.layout
+    if layout is not None:  # the control room refuses to start on a bad one: say so now
+        try:
+            load_layout(layout)
+        except LayoutError as exc:
+            print(f"{args.file}: INVALID city layout {layout} (controlroom.traffic.layout)",
+                  file=sys.stderr)
+            for where, what in exc.problems:
+                print(f"  {where}: {what}", file=sys.stderr)
+            return 2
+    print(f"{args.file}: OK" + (f" (city layout {layout} too)" if layout is not None else ""))
     return 0
 
 

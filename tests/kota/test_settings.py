@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,24 @@ def test_config_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["config", "check", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "controlroom.http_port:" in err and "controlroom.foo: unknown key" in err
+
+
+def test_config_check_also_checks_the_city_layout(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.controlroom.test_traffic_layout import city
+
+    layout = tmp_path / "city.json"
+    doc = city()
+    layout.write_text(json.dumps(doc))
+    config = tmp_path / "kota.toml"
+    config.write_text(f"[controlroom.traffic]\nlayout = '{layout}'\n")
+    assert main(["config", "check", str(config)]) == 0
+    assert "city layout" in capsys.readouterr().out
+    doc["intersections"][0]["phases"] = []
+    layout.write_text(json.dumps(doc))
+    assert main(["config", "check", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "INVALID city layout" in err and doc["intersections"][0]["id"] in err
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
