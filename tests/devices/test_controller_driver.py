@@ -387,6 +387,9 @@ async def kota(*args: str) -> tuple[int, str, str]:
 def test_cli_status_plan_override_and_errors() -> None:
     async def go() -> None:
         async with controller() as (emu, c):
+            # Each `kota` call starts a Python process (~0.5 s real, 25 s emulated): the
+            # default 30 s watchdog would lapse between calls and drop plan 5 for the local plan.
+            await c.set_watchdog_timeout(6000)
             port = str(emu.port)
             rc, out, _ = await kota("device", "controller", "status", "--port", port)
             assert rc == 0 and "Kota Pintar SIM-ATCS" in out and "signals" in out
