@@ -290,6 +290,16 @@ class Child:
             self.proc.wait(10)
 
 
+def edge_connected(state_dir: Path) -> bool:
+    """An edge agent's status file says it is connected to its broker."""
+    from edge.status import StatusError, read_status
+
+    try:
+        return bool(read_status(state_dir, datetime.now(UTC)).get("connected"))
+    except StatusError:
+        return False
+
+
 def wait_ready(ready: Callable[[], bool], child: Child | None, what: str, timeout_s: float,
                advice: str = "", error: type[Exception] = StackError) -> None:
     """Poll ``ready`` until it holds; raise ``error`` naming ``what``, why (its process exited or
@@ -531,7 +541,6 @@ class CityStack:
         self._run_controlroom()
 
     def _start_edges(self) -> None:
-        from edge.status import StatusError, read_status
 
         endpoints = list(self.world.endpoints)
         parts = split_evenly(endpoints, edge_count(len(endpoints), self.options.edges))
@@ -548,16 +557,8 @@ class CityStack:
             child.start()
         self._started.append("edges")
 
-        def connected(part: EdgePart) -> Callable[[], bool]:
-            def check() -> bool:
-                try:
-                    return bool(read_status(part.state_dir, datetime.now(UTC)).get("connected"))
-                except StatusError:
-                    return False
-            return check
-
         for part in self.edges:
-            self._wait(connected(part), part.child, f"edge agent {part.edge_id} connected to "
+            self._wait(functools.partial(edge_connected, part.state_dir), part.child, f"edge agent {part.edge_id} connected to "
                        f"{self.mqtt_url}", "its log says why")
 
     def edge_settings(self, edge_id: str, endpoints: Sequence[Any]) -> dict[str, Any]:
@@ -625,15 +626,7 @@ class CityStack:
                                  self.run_dir / "logs" / f"{edge_id}.log", self.options.log_level)
         self.office_edge.start()
         self._started.append("offices")
-        from edge.status import StatusError, read_status
-
-        def connected() -> bool:
-            try:
-                return bool(read_status(state_dir, datetime.now(UTC)).get("connected"))
-            except StatusError:
-                return False
-
-        self._wait(connected, self.office_edge, f"office edge agent {edge_id} connected to "
+        self._wait(functools.partial(edge_connected, state_dir), self.office_edge, f"office edge agent {edge_id} connected to "
                    f"{self.mqtt_url}", "its log says why")
 
     def _stop_children(self) -> None:
