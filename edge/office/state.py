@@ -88,6 +88,14 @@ class OfficeState:
         except sqlite3.Error as exc:
             raise OfficeStateError(f"office state: {exc}") from exc
 
+    def _change(self, sql: str, params: tuple = ()) -> int:
+        """Run one UPDATE or DELETE; returns the rows it changed."""
+        try:
+            with self._lock:
+                return self._db.execute(sql, params).rowcount
+        except sqlite3.Error as exc:
+            raise OfficeStateError(f"office state: {exc}") from exc
+
     def watermark(self, device_sn: str) -> Watermark:
         self._run("INSERT OR IGNORE INTO machine (device_sn) VALUES (?)", (device_sn,))
         position, key, resets, cleared = self._run(
@@ -130,10 +138,8 @@ class OfficeState:
         if not ids:
             return 0
         marks = ",".join("?" * len(ids))
-        before = self.ledger(device_sn).unstored_batches
-        self._run(f"UPDATE batch SET stored_at = ? WHERE device_sn = ? AND stored_at IS NULL "
-                  f"AND batch_id IN ({marks})", (time.time(), device_sn, *ids))
-        return before - self.ledger(device_sn).unstored_batches
+        return self._change(f"UPDATE batch SET stored_at = ? WHERE device_sn = ? AND stored_at IS "
+                            f"NULL AND batch_id IN ({marks})", (time.time(), device_sn, *ids))
 
     def unanswered(self, device_sn: str, older_than_s: float) -> list[tuple[str, bytes]]:
         """(batch id, body) of unstored batches handed over more than this long ago; their
@@ -142,8 +148,10 @@ class OfficeState:
         rows = self._run("SELECT batch_id, body FROM batch WHERE device_sn = ? AND stored_at IS "
                          "NULL AND created_at < ? ORDER BY created_at",
                          (device_sn, now - older_than_s))
-        for batch_id, _ in rows:
-            self._run("UPDATE batch SET created_at = ? WHERE batch_id = ?", (now, batch_id))
+        if rows:
+            marks = ",".join("?" * len(rows))
+            self._change(f"UPDATE batch SET created_at = ? WHERE batch_id IN ({marks})",
+                         (now, *(r[0] for r in rows)))
         return [(r[0], bytes(r[1])) for r in rows]
 
     def all_stored_up_to(self, device_sn: str, watermark: Watermark) -> bool:
@@ -171,8 +179,5 @@ class OfficeState:
         them, and the machine no longer does); the current generation's prove what may be
         cleared, and unstored ones wait for their confirmation."""
         generation = self.watermark(device_sn).generation
-        n = self._run("SELECT count(*) FROM batch WHERE device_sn = ? AND generation < ? AND "
-                      "stored_at IS NOT NULL", (device_sn, generation))[0][0]
-        self._run("DELETE FROM batch WHERE device_sn = ? AND generation < ? AND "
-                  "stored_at IS NOT NULL", (device_sn, generation))
-        return n
+        return self._change("DELETE FROM batch WHERE device_sn = ? AND generation < ? AND "
+                            "stored_at IS NOT NULL", (device_sn, generation))
