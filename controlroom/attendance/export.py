@@ -36,8 +36,8 @@ Lang = Literal["id", "en"]
 # Leave and duty codes in the order BKPSDM files them: the leave types of PP 11/2017 (CT cuti
 # tahunan, CS sakit, CM melahirkan, CAP alasan penting, CB bersama, CBS besar, CLTN di luar
 # tanggungan negara), then DL dinas luar, TB tugas belajar, IT izin tertulis, IPC izin pulang
-# cepat. Codes not listed follow alphabetically. (The leave code CAP is a day count; the cut
-# line "CAP" of recap.py, the monthly cap, appears only in the Rincian lines.)
+# cepat. Codes not listed follow alphabetically. (The monthly cap's cut line is "BATAS" in
+# recap.py and appears only in the Rincian lines.)
 LEAVE_CODE_ORDER: tuple[str, ...] = (
     "CT", "CS", "CM", "CAP", "CB", "CBS", "CLTN", "DL", "TB", "IT", "IPC",
 )

@@ -1,0 +1,254 @@
+"""Attendance for payroll: recompute a period's days from raw punches, build the monthly recap,
+explain any employee's day, and take leave and rosters from BKPSDM.
+
+Owns the order of the work (load → plan → judge → store with audit → aggregate) and the
+checks on what people enter (a valid NIP, a leave type the rules know, a document reference).
+It must not hold rules (rules.py), do arithmetic on days (engine.py) or write SQL
+(payroll_store.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from controlroom.attendance import engine
+from controlroom.attendance.nip import InvalidNip, parse_nip
+from controlroom.attendance.payroll_store import DayRows, LeaveRow, PayrollStore
+from controlroom.attendance.recap import (
+    EmployeeRecap,
+    SkpdRecap,
+    cut_lines,
+    employee_recap,
+    skpd_recaps,
+)
+from controlroom.attendance.rules import Rules
+
+log = logging.getLogger(__name__)
+
+_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+class PayrollInputError(ValueError):
+    """What a person or a file entered breaks a rule; nothing was changed."""
+
+
+def month_bounds(period: str) -> tuple[date, date]:
+    """"2026-11" → (2026-11-01, 2026-11-30)."""
+    match = _PERIOD.match(period or "")
+    if not match:
+        raise PayrollInputError(f"period {period!r} must be a month like 2026-11")
+    first = date(int(match[1]), int(match[2]), 1)
+    last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    return first, last
+
+
+@dataclass(frozen=True, slots=True)
+class RecomputeReport:
+    first_day: date
+    last_day: date
+    employees: int
+    punches: int
+    rows: int
+    changed: int
+    new: int
+    seconds: dict[str, float]
+
+
+def day_rows(results: engine.DayResults, nips: Sequence[str], machines: Sequence[str],
+             rules: Rules) -> DayRows:
+    """The engine's [E, D] arrays flattened into stored rows."""
+    n_emp, n_days = results.shape
+    day0 = np.datetime64(results.first_day - timedelta(days=1), "s")
+
+    def when(seconds: np.ndarray) -> np.ndarray:
+        flat = seconds.reshape(-1)
+        return np.where(flat == engine.NONE, np.datetime64("NaT", "s"),
+                        day0 + flat.astype("timedelta64[s]"))
+
+    status = results.status.astype(np.int64)
+    leave = results.leave.astype(np.int64)
+    status_index = np.where(status == engine.LEAVE, 3 + leave, status).reshape(-1)
+    days = np.datetime64(results.first_day, "D") + np.arange(n_days)
+    return DayRows(
+        nips=nips, employee=np.repeat(np.arange(n_emp), n_days),
+        day=np.tile(days, n_emp), status=status_index,
+        status_vocabulary=[*engine.STATUS_CODES[:3], *results.leave_codes],
+        sched_start=when(results.start_s), sched_end=when(results.end_s),
+        in_at=when(results.in_s), out_at=when(results.out_s),
+        in_device=results.in_machine.reshape(-1), out_device=results.out_machine.reshape(-1),
+        devices=machines, late_min=results.late_min.reshape(-1),
+        early_min=results.early_min.reshape(-1), tl=results.tl.reshape(-1),
+        psw=results.psw.reshape(-1), cut_pct=results.cut_pct.reshape(-1),
+        flags=results.flags.reshape(-1), punches=results.punches.reshape(-1),
+        holiday=np.tile(results.holiday, n_emp), holidays=results.holiday_names,
+        rules_version=np.tile(results.version, n_emp),
+        versions=[rules.label(v) for v in rules.file.versions])
+
+
+class Payroll:
+    """The BKPSDM side of attendance over the payroll store and the region's rules."""
+
+    def __init__(self, store: PayrollStore, rules: Rules) -> None:
+        self.store = store
+        self.rules = rules
+
+    # --- recompute ---------------------------------------------------------------------------
+
+    def recompute(self, first_day: date, last_day: date, *, actor: str, reason: str,
+                  nips: Sequence[str] | None = None) -> RecomputeReport:
+        """Judge every day of the period again from raw punches, leave and rosters, and store
+        it; each stored day that changes is audited (raw punches are only read)."""
+        if last_day < first_day:
+            raise PayrollInputError(f"the period ends ({last_day}) before it starts ({first_day})")
+        if (last_day - first_day).days > 366:
+            raise PayrollInputError("recompute at most a year at a time")
+        timer: dict[str, float] = {}
+        t0 = time.perf_counter()
+        employees = self.store.employees(nips=nips)
+        if nips is not None:
+            missing = sorted(set(nips) - {e["nip"] for e in employees})
+            if missing:
+                raise PayrollInputError(f"no active employee with NIP {', '.join(missing[:5])}")
+        index = {e["nip"]: i for i, e in enumerate(employees)}
+        scope = [e["nip"] for e in employees]
+        leave = [engine.LeaveSpan(index[r["nip"]], r["first_day"], r["last_day"], r["code"])
+                 for r in self.store.leave(first_day - timedelta(days=1),
+                                           last_day + timedelta(days=1), nips=scope)
+                 if r["nip"] in index]
+        roster = [engine.RosterEntry(index[r["nip"]], r["day"], r["shift"])
+                  for r in self.store.roster(first_day - timedelta(days=1),
+                                             last_day + timedelta(days=1)) if r["nip"] in index]
+        timer["load_people_s"] = time.perf_counter() - t0
+        t = time.perf_counter()
+        punches = self.store.load_punches(first_day, last_day, scope,
+                                          [e["skpd"] for e in employees])
+        timer["load_punches_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        try:
+            plan = engine.plan_days(self.rules, first_day, last_day,
+                                    [e["schedule_group"] for e in employees],
+                                    leave=leave, roster=roster)
+        except ValueError as exc:
+            raise PayrollInputError(str(exc)) from exc
+        results = engine.judge(self.rules, plan, engine.Punches(
+            punches.employee, punches.t_s, punches.own_office, punches.machine))
+        timer["engine_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        rows = day_rows(results, scope, punches.machines, self.rules)
+        counts = self.store.replace_days(rows, first_day, last_day, nips=nips, actor=actor,
+                                         reason=reason, computed_at=datetime.now(UTC))
+        timer["store_s"] = time.perf_counter() - t
+        timer["total_s"] = time.perf_counter() - t0
+        self.store.audit(actor, "recomputed", f"{first_day}..{last_day}", {
+            "reason": reason, "employees": len(scope), "punches": int(punches.t_s.size),
+            "rules": self.rules.source, "rules_checksum": self.rules.checksum,
+            "scope": list(nips) if nips is not None else "all", **counts})
+        log.info("recomputed %s..%s: %d employees, %d punches, %d days (%d changed, %d new) "
+                 "in %.2f s", first_day, last_day, len(scope), punches.t_s.size, counts["rows"],
+                 counts["changed"], counts["new"], timer["total_s"])
+        return RecomputeReport(first_day, last_day, len(scope), int(punches.t_s.size),
+                               counts["rows"], counts["changed"], counts["new"],
+                               {k: round(v, 3) for k, v in timer.items()})
+
+    # --- recap -------------------------------------------------------------------------------
+
+    def _pct_tables(self) -> dict[str, tuple[list[float], list[float], float]]:
+        out = {}
+        for v in self.rules.file.versions:
+            out[self.rules.label(v)] = ([0.0, *(b.pct for b in v.late.brackets)],
+                                        [0.0, *(b.pct for b in v.early.brackets)],
+                                        v.absent_cut_pct)
+        return out
+
+    def recap(self, period: str, *, skpd: str | None = None
+              ) -> tuple[list[EmployeeRecap], list[SkpdRecap]]:
+        """The month per employee (with the lines behind every cut) and per SKPD, from the
+        stored days (recompute first if punches, leave or rules changed since)."""
+        first, last = month_bounds(period)
+        cap = self.rules.version_on(last).monthly_cap_pct
+        tables = self._pct_tables()
+        employees = {e["nip"]: e for e in self.store.employees(skpd=skpd, include_inactive=True)}
+        totals: dict[str, list[dict[str, Any]]] = {}
+        for row in self.store.day_totals(first, last, skpd=skpd):
+            totals.setdefault(row["nip"], []).append(row)
+        lines: dict[str, list[Any]] = {}
+        for day in self.store.cut_days(first, last, skpd=skpd):
+            late, early, absent = tables.get(day["rules_version"], ([0.0] * 10, [0.0] * 10, 0.0))
+            lines.setdefault(day["nip"], []).extend(cut_lines(day, late, early, absent))
+        recaps = [employee_recap(employees[nip], period, rows, lines.get(nip, ()),
+                                 cap_pct=cap, last_day=last)
+                  for nip, rows in sorted(totals.items()) if nip in employees]
+        return recaps, skpd_recaps(recaps)
+
+    def explain(self, nip: str, period: str) -> list[dict[str, Any]]:
+        """Every day of one employee's month with its status and the reason in words."""
+        first, last = month_bounds(period)
+        tables = self._pct_tables()
+        out = []
+        for day in self.store.days(first, last, nip=nip):
+            late, early, absent = tables.get(day["rules_version"], ([0.0] * 10, [0.0] * 10, 0.0))
+            lines = cut_lines(day, late, early, absent)
+            flags = [name for bit, name in engine.FLAG_NAMES.items() if day["flags"] & bit]
+            if day["status"] == "L":
+                why_id = f"Libur: {day['holiday']}" if day["holiday"] else "Libur"
+                why_en = f"Day off: {day['holiday']}" if day["holiday"] else "Day off"
+            elif day["status"] not in ("H", "TK"):
+                kind = self._leave_name(day["status"])
+                why_id, why_en = f"Dikecualikan: {kind[0]}", f"Excused: {kind[1]}"
+            elif not lines:
+                why_id, why_en = "Hadir tepat waktu", "Present on time"
+            else:
+                why_id = "; ".join(x.text_id for x in lines)
+                why_en = "; ".join(x.text_en for x in lines)
+            out.append({**day, "flag_names": flags, "reason_id": why_id, "reason_en": why_en,
+                        "lines": [{"code": x.code, "pct": x.pct, "text_id": x.text_id,
+                                   "text_en": x.text_en} for x in lines]})
+        return out
+
+    def _leave_name(self, code: str) -> tuple[str, str]:
+        for version in reversed(self.rules.file.versions):
+            if code in version.leave_types:
+                kind = version.leave_types[code]
+                return kind.name_id, kind.name_en
+        return code, code
+
+    # --- what BKPSDM enters ------------------------------------------------------------------
+
+    def check_leave(self, nip: str, code: str, first_day: date, last_day: date,
+                    doc_ref: str) -> None:
+        try:
+            parse_nip(nip)
+        except InvalidNip as exc:
+            raise PayrollInputError(f"NIP {nip!r}: {exc}") from exc
+        if self.store.employee(nip) is None:
+            raise PayrollInputError(f"no employee with NIP {nip} (sync from SIMPEG first)")
+        if last_day < first_day:
+            raise PayrollInputError(f"leave ends ({last_day}) before it starts ({first_day})")
+        if (last_day - first_day).days > 366 * 3:
+            raise PayrollInputError("one leave record spans at most three years")
+        known = self.rules.version_on(first_day).leave_types
+        if code not in known:
+            raise PayrollInputError(f"leave type {code!r} is not in the rules (known: "
+                                    f"{', '.join(sorted(known))})")
+        if not doc_ref.strip() or len(doc_ref) > 200:
+            raise PayrollInputError("a document reference (the letter or decree number, up to "
+                                    "200 characters) is required")
+
+    def add_leave(self, nip: str, code: str, first_day: date, last_day: date, doc_ref: str, *,
+                  actor: str) -> int:
+        """BKPSDM enters leave with its document reference (audited). Recompute the months it
+        touches for it to count."""
+        self.check_leave(nip, code, first_day, last_day, doc_ref)
+        source_id = f"bkpsdm:{nip}:{code}:{first_day}:{last_day}:{doc_ref.strip()}"
+        leave_id, _ = self.store.add_leave(LeaveRow(nip, code, first_day, last_day,
+                                                    doc_ref.strip(), "bkpsdm", source_id),
+                                           actor=actor)
+        return leave_id

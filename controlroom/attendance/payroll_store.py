@@ -1,0 +1,473 @@
+"""Storage of attendance for payroll: employees and units, machine-id mappings, leave, rosters,
+the daily results, the audit log and the SIMPEG upload log (migration 0005).
+
+Owns their SQL. Raw punches are only read (in binary COPY, straight into arrays). Every change
+a person or SIMPEG makes is written with an audit row in the same transaction; a recompute
+replaces a period's daily rows and audits each row that changed, before and after. It must not
+apply rules (engine.py does) nor talk HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from controlroom.storage import pgbinary
+
+log = logging.getLogger(__name__)
+
+_DAY_COLUMNS = ("nip", "day", "status", "sched_start", "sched_end", "in_at", "out_at",
+                "in_device", "out_device", "late_min", "early_min", "tl", "psw", "cut_pct",
+                "flags", "punches", "holiday", "rules_version", "computed_at")
+# What a recompute compares: a row whose these differ is audited as changed.
+_COMPARED = ("status", "sched_start", "sched_end", "in_at", "out_at", "in_device", "out_device",
+             "late_min", "early_min", "tl", "psw", "cut_pct", "flags", "holiday", "rules_version")
+
+
+class PayrollStorageError(Exception):
+    """A write failed; nothing of it was committed."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmployeeRow:
+    nip: str
+    name: str
+    skpd: str = ""
+    unit: str = ""
+    position: str = ""
+    schedule_group: str = ""
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRow:
+    code: str
+    name: str
+    skpd: str
+    parent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveRow:
+    nip: str
+    code: str
+    first_day: date
+    last_day: date
+    doc_ref: str
+    source: str  # simpeg | bkpsdm
+    source_id: str
+
+
+@dataclass(frozen=True)
+class PunchArrays:
+    """Punches of a period as arrays (see engine.Punches) and the machine serials indexed."""
+
+    employee: np.ndarray
+    t_s: np.ndarray
+    machine: np.ndarray
+    own_office: np.ndarray
+    machines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DayRows:
+    """A period's daily results as columns, ready for binary COPY (see engine.DayResults)."""
+
+    nips: Sequence[str]  # employee index -> NIP
+    employee: np.ndarray  # int [N]
+    day: np.ndarray  # datetime64[D] [N]
+    status: np.ndarray  # int [N] index into status_vocabulary
+    status_vocabulary: Sequence[str]
+    sched_start: np.ndarray  # datetime64[s], NaT for none
+    sched_end: np.ndarray
+    in_at: np.ndarray
+    out_at: np.ndarray
+    in_device: np.ndarray  # int index into devices, -1 none
+    out_device: np.ndarray
+    devices: Sequence[str]
+    late_min: np.ndarray  # int, -1 none
+    early_min: np.ndarray
+    tl: np.ndarray
+    psw: np.ndarray
+    cut_pct: np.ndarray
+    flags: np.ndarray
+    punches: np.ndarray
+    holiday: np.ndarray  # int index into holidays, -1 none
+    holidays: Sequence[str]
+    rules_version: np.ndarray  # int index into versions
+    versions: Sequence[str]
+
+
+def _timestamp_column(values: np.ndarray) -> pgbinary.Column:
+    null = np.isnat(values)
+    micro = (values.astype("datetime64[us]").astype(np.int64)
+             - pgbinary.PG_EPOCH_DAYS * 86_400_000_000)
+    return pgbinary.Column("timestamp", np.where(null, 0, micro), null)
+
+
+def _indexed_text(index: np.ndarray, vocabulary: Sequence[str]) -> pgbinary.Column:
+    # Index -1 (none) is the vocabulary's last entry, None: NULL.
+    vocab: list[str | None] = [*vocabulary, None]
+    return pgbinary.Column("text", np.where(index < 0, len(vocabulary), index), vocabulary=vocab)
+
+
+def _encode_days(rows: DayRows, computed_at: datetime, lo: int, hi: int) -> bytes:
+    s = slice(lo, hi)
+    n = hi - lo
+    days = rows.day[s].astype("datetime64[D]").astype(np.int64) - pgbinary.PG_EPOCH_DAYS
+    # computed_at is timestamptz: microseconds since 2000-01-01 UTC.
+    computed = np.datetime64(computed_at.astimezone(UTC).replace(tzinfo=None), "us")
+    columns = [
+        pgbinary.Column("text", rows.employee[s], vocabulary=list(rows.nips)),
+        pgbinary.Column("date", days),
+        pgbinary.Column("text", rows.status[s], vocabulary=list(rows.status_vocabulary)),
+        _timestamp_column(rows.sched_start[s]), _timestamp_column(rows.sched_end[s]),
+        _timestamp_column(rows.in_at[s]), _timestamp_column(rows.out_at[s]),
+        _indexed_text(rows.in_device[s], rows.devices),
+        _indexed_text(rows.out_device[s], rows.devices),
+        pgbinary.Column("int4", rows.late_min[s], rows.late_min[s] < 0),
+        pgbinary.Column("int4", rows.early_min[s], rows.early_min[s] < 0),
+        pgbinary.Column("int2", rows.tl[s]), pgbinary.Column("int2", rows.psw[s]),
+        pgbinary.Column("float8", rows.cut_pct[s]), pgbinary.Column("int4", rows.flags[s]),
+        pgbinary.Column("int2", rows.punches[s]),
+        _indexed_text(rows.holiday[s], rows.holidays),
+        pgbinary.Column("text", rows.rules_version[s], vocabulary=list(rows.versions)),
+        _timestamp_column(np.full(n, computed)),
+    ]
+    return pgbinary.encode(columns, header=False, trailer=False)
+
+
+class PayrollStore:
+    """The payroll tables over a connection pool. Methods are thread-safe."""
+
+    COPY_CHUNK = 100_000
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def _rows(self, query: str | sql.Composed, params: Sequence[Any] | dict[str, Any] = ()
+              ) -> list[dict[str, Any]]:
+        with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(query, params)
+            return cur.fetchall()
+
+    def employees(self, *, skpd: str | None = None, nips: Sequence[str] | None = None,
+                  include_inactive: bool = False) -> list[dict[str, Any]]:
+        return self._rows(
+            "SELECT e.*, coalesce(u.name, e.skpd) AS skpd_name, coalesce(uu.name, e.unit) "
+            "AS unit_name FROM employee e LEFT JOIN attendance_unit u ON u.code = e.skpd "
+            "LEFT JOIN attendance_unit uu ON uu.code = e.unit "
+            "WHERE (%(skpd)s::text IS NULL OR e.skpd = %(skpd)s) "
+            "AND (%(nips)s::text[] IS NULL OR e.nip = ANY(%(nips)s)) "
+            "AND (e.active OR %(all)s) ORDER BY e.nip",
+            {"skpd": skpd, "nips": list(nips) if nips is not None else None,
+             "all": include_inactive})
+
+    def employee(self, nip: str) -> dict[str, Any] | None:
+        rows = self.employees(nips=[nip], include_inactive=True)
+        return rows[0] if rows else None
+
+    def units(self) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM attendance_unit ORDER BY code")
+
+    def leave(self, first_day: date, last_day: date, *, nips: Sequence[str] | None = None,
+              include_revoked: bool = False) -> list[dict[str, Any]]:
+        return self._rows(
+            "SELECT * FROM attendance_leave WHERE first_day <= %(last)s AND last_day >= %(first)s "
+            "AND (%(nips)s::text[] IS NULL OR nip = ANY(%(nips)s)) "
+            "AND (revoked_at IS NULL OR %(all)s) ORDER BY nip, first_day, id",
+            {"first": first_day, "last": last_day, "all": include_revoked,
+             "nips": list(nips) if nips is not None else None})
+
+    def roster(self, first_day: date, last_day: date) -> list[dict[str, Any]]:
+        return self._rows("SELECT nip, day, shift FROM attendance_roster WHERE day BETWEEN %s "
+                          "AND %s ORDER BY nip, day", (first_day, last_day))
+
+    def days(self, first_day: date, last_day: date, *, nip: str | None = None,
+             skpd: str | None = None) -> list[dict[str, Any]]:
+        return self._rows(
+            "SELECT d.* FROM attendance_day d JOIN employee e USING (nip) "
+            "WHERE d.day BETWEEN %(first)s AND %(last)s "
+            "AND (%(nip)s::text IS NULL OR d.nip = %(nip)s) "
+            "AND (%(skpd)s::text IS NULL OR e.skpd = %(skpd)s) ORDER BY d.nip, d.day",
+            {"first": first_day, "last": last_day, "nip": nip, "skpd": skpd})
+
+    def cut_days(self, first_day: date, last_day: date, *, skpd: str | None = None
+                 ) -> list[dict[str, Any]]:
+        """Only the days that carry a cut: the lines behind a recap."""
+        return self._rows(
+            "SELECT d.* FROM attendance_day d JOIN employee e USING (nip) "
+            "WHERE d.day BETWEEN %(first)s AND %(last)s AND d.cut_pct > 0 "
+            "AND (%(skpd)s::text IS NULL OR e.skpd = %(skpd)s) ORDER BY d.nip, d.day",
+            {"first": first_day, "last": last_day, "skpd": skpd})
+
+    def day_totals(self, first_day: date, last_day: date, *, skpd: str | None = None
+                   ) -> list[dict[str, Any]]:
+        """Per employee and status: days, TL and PSW bracket counts, cut sum (one scan)."""
+        return self._rows(
+            "SELECT d.nip, d.status, count(*) AS days, sum(d.cut_pct) AS cut_pct, "
+            "array_agg(DISTINCT d.rules_version) AS versions, "
+            "count(*) FILTER (WHERE d.tl = 1) AS tl1, count(*) FILTER (WHERE d.tl = 2) AS tl2, "
+            "count(*) FILTER (WHERE d.tl = 3) AS tl3, count(*) FILTER (WHERE d.tl >= 4) AS tl4, "
+            "count(*) FILTER (WHERE d.psw = 1) AS psw1, count(*) FILTER (WHERE d.psw = 2) AS psw2, "
+            "count(*) FILTER (WHERE d.psw = 3) AS psw3, count(*) FILTER (WHERE d.psw >= 4) AS psw4 "
+            "FROM attendance_day d JOIN employee e USING (nip) "
+            "WHERE d.day BETWEEN %(first)s AND %(last)s "
+            "AND (%(skpd)s::text IS NULL OR e.skpd = %(skpd)s) "
+            "GROUP BY d.nip, d.status ORDER BY d.nip",
+            {"first": first_day, "last": last_day, "skpd": skpd})
+
+    def audit_log(self, *, subject: str | None = None, action: str | None = None,
+                  limit: int = 1000) -> list[dict[str, Any]]:
+        return self._rows(
+            "SELECT * FROM attendance_audit WHERE (%(s)s::text IS NULL OR subject = %(s)s) "
+            "AND (%(a)s::text IS NULL OR action = %(a)s) ORDER BY id DESC LIMIT %(n)s",
+            {"s": subject, "a": action, "n": limit})
+
+    def uploads(self, period: str) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM attendance_recap_upload WHERE period = %s ORDER BY nip",
+                          (period,))
+
+    def load_punches(self, first_day: date, last_day: date, nips: Sequence[str],
+                     skpds: Sequence[str]) -> PunchArrays:
+        """Every raw punch from midnight before first_day to midnight after the day after
+        last_day (overnight shifts), resolved to employee indices through the machine-id map:
+        a machine's own id first, then an id valid on any machine, then a NIP held as the id."""
+        day0 = first_day - timedelta(days=1)
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            machines = tuple(r[0] for r in cur.execute(
+                "SELECT device_sn FROM attendance_machine UNION "
+                "SELECT DISTINCT device_sn FROM attendance_batch ORDER BY 1").fetchall())
+            query = sql.SQL("""
+COPY (
+  SELECT (e.idx - 1)::int4,
+         floor(extract(epoch FROM p.local_ts - {day0}::timestamp))::int8,
+         coalesce(m.idx - 1, -1)::int4,
+         (coalesce(am.office, '') = '' OR e.skpd = '' OR am.office = e.skpd)::bool
+  FROM attendance_punch p
+  LEFT JOIN attendance_user_map u1 ON u1.device_sn = p.device_sn AND u1.user_id = p.user_id
+  LEFT JOIN attendance_user_map u2 ON u2.device_sn = '' AND u2.user_id = p.user_id
+  JOIN unnest({nips}::text[], {skpds}::text[]) WITH ORDINALITY AS e(nip, skpd, idx)
+    ON e.nip = coalesce(u1.nip, u2.nip, p.user_id)
+  LEFT JOIN attendance_machine am ON am.device_sn = p.device_sn
+  LEFT JOIN unnest({machines}::text[]) WITH ORDINALITY AS m(sn, idx) ON m.sn = p.device_sn
+  WHERE p.local_ts >= {lo} AND p.local_ts < {hi}
+) TO STDOUT (FORMAT BINARY)""").format(
+                day0=sql.Literal(datetime.combine(day0, datetime.min.time())),
+                nips=sql.Literal(list(nips)), skpds=sql.Literal(list(skpds)),
+                machines=sql.Literal(list(machines)),
+                lo=sql.Literal(datetime.combine(day0, datetime.min.time())),
+                hi=sql.Literal(datetime.combine(last_day + timedelta(days=2),
+                                                datetime.min.time())))
+            buffer = bytearray()
+            with cur.copy(query) as copy:
+                for chunk in copy:
+                    buffer += chunk
+        cols = pgbinary.decode_fixed(bytes(buffer), ("int4", "int8", "int4", "bool"))
+        return PunchArrays(cols[0].astype(np.int32), cols[1].astype(np.int64),
+                           cols[2].astype(np.int32), cols[3].astype(bool), machines)
+
+    # --- writes ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _audit(cur: psycopg.Cursor[Any], actor: str, action: str, subject: str,
+               detail: dict[str, Any]) -> None:
+        cur.execute("INSERT INTO attendance_audit (actor, action, subject, detail) "
+                    "VALUES (%s, %s, %s, %s)", (actor, action, subject,
+                                                json.dumps(detail, default=str)))
+
+    def audit(self, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            self._audit(cur, actor, action, subject, detail)
+
+    def upsert_units(self, units: Iterable[UnitRow], *, actor: str) -> int:
+        rows = [(u.code, u.name, u.parent, u.skpd) for u in units]
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO attendance_unit (code, name, parent, skpd) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, parent = EXCLUDED.parent, "
+                "skpd = EXCLUDED.skpd, updated_at = now() WHERE (attendance_unit.name, "
+                "attendance_unit.parent, attendance_unit.skpd) IS DISTINCT FROM "
+                "(EXCLUDED.name, EXCLUDED.parent, EXCLUDED.skpd)", rows)
+            if rows:
+                self._audit(cur, actor, "units_synced", "", {"units": len(rows)})
+        return len(rows)
+
+    def upsert_employees(self, employees: Iterable[EmployeeRow], *, source: str, actor: str
+                         ) -> tuple[int, int]:
+        """Insert or update employees; returns (new, changed). Each change is audited with its
+        before and after values."""
+        rows = list(employees)
+        new = changed = 0
+        with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute("SELECT nip, name, skpd, unit, position, schedule_group, active "
+                        "FROM employee WHERE nip = ANY(%s)", ([r.nip for r in rows],))
+            before = {r["nip"]: r for r in cur.fetchall()}
+            for r in rows:
+                after = {"nip": r.nip, "name": r.name, "skpd": r.skpd, "unit": r.unit,
+                         "position": r.position, "schedule_group": r.schedule_group,
+                         "active": r.active}
+                old = before.get(r.nip)
+                if old == after:
+                    continue
+                cur.execute(
+                    "INSERT INTO employee (nip, name, skpd, unit, position, schedule_group, "
+                    "active, source) VALUES (%(nip)s, %(name)s, %(skpd)s, %(unit)s, %(position)s, "
+                    "%(schedule_group)s, %(active)s, %(source)s) ON CONFLICT (nip) DO UPDATE SET "
+                    "name = EXCLUDED.name, skpd = EXCLUDED.skpd, unit = EXCLUDED.unit, "
+                    "position = EXCLUDED.position, schedule_group = EXCLUDED.schedule_group, "
+                    "active = EXCLUDED.active, source = EXCLUDED.source, updated_at = now()",
+                    {**after, "source": source})
+                if old is None:
+                    new += 1
+                else:
+                    changed += 1
+                    diff = {k: [old[k], v] for k, v in after.items() if old[k] != v}
+                    self._audit(cur, actor, "employee_changed", r.nip, {"changes": diff,
+                                                                         "source": source})
+            if new:
+                self._audit(cur, actor, "employees_added", "", {"count": new, "source": source})
+        return new, changed
+
+    def replace_user_map(self, entries: Iterable[tuple[str, str, str]], nips: Sequence[str], *,
+                         actor: str) -> int:
+        """Set the machine ids of these employees to exactly `entries` (device_sn, user_id,
+        nip); an id another employee held moves to the new one (audited)."""
+        rows = list(entries)
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM attendance_user_map WHERE nip = ANY(%s)", (list(nips),))
+            cur.executemany(
+                "INSERT INTO attendance_user_map (device_sn, user_id, nip) VALUES (%s, %s, %s) "
+                "ON CONFLICT (device_sn, user_id) DO UPDATE SET nip = EXCLUDED.nip", rows)
+            # The machine-facing list the unknown-user alarm and the user push read (0004).
+            cur.executemany(
+                "INSERT INTO attendance_employee (user_id, name, nip, office, active) "
+                "SELECT %s, e.name, e.nip, e.skpd, e.active FROM employee e WHERE e.nip = %s "
+                "ON CONFLICT (user_id) DO UPDATE SET name = EXCLUDED.name, nip = EXCLUDED.nip, "
+                "office = EXCLUDED.office, active = EXCLUDED.active, updated_at = now()",
+                [(user_id, nip) for _, user_id, nip in rows])
+            self._audit(cur, actor, "user_map_set", "", {"employees": len(nips),
+                                                         "ids": len(rows)})
+        return len(rows)
+
+    def add_leave(self, leave: LeaveRow, *, actor: str) -> tuple[int, bool]:
+        """Store a leave record; the same (source, source_id) again updates it if it changed.
+        Returns (id, changed)."""
+        with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute("SELECT * FROM attendance_leave WHERE source = %s AND source_id = %s "
+                        "FOR UPDATE", (leave.source, leave.source_id))
+            old = cur.fetchone()
+            fields = {"nip": leave.nip, "code": leave.code, "first_day": leave.first_day,
+                      "last_day": leave.last_day, "doc_ref": leave.doc_ref}
+            if old is not None:
+                if all(old[k] == v for k, v in fields.items()) and old["revoked_at"] is None:
+                    return old["id"], False
+                cur.execute("UPDATE attendance_leave SET nip = %(nip)s, code = %(code)s, "
+                            "first_day = %(first_day)s, last_day = %(last_day)s, doc_ref = "
+                            "%(doc_ref)s, revoked_at = NULL, revoked_by = NULL, entered_by = "
+                            "%(actor)s, entered_at = now() WHERE id = %(id)s",
+                            {**fields, "actor": actor, "id": old["id"]})
+                self._audit(cur, actor, "leave_changed", leave.nip, {
+                    "leave_id": old["id"], "before": {k: old[k] for k in fields},
+                    "after": fields, "source": leave.source})
+                return old["id"], True
+            cur.execute("INSERT INTO attendance_leave (nip, code, first_day, last_day, doc_ref, "
+                        "source, source_id, entered_by) VALUES (%(nip)s, %(code)s, %(first_day)s, "
+                        "%(last_day)s, %(doc_ref)s, %(source)s, %(source_id)s, %(actor)s) "
+                        "RETURNING id", {**fields, "source": leave.source,
+                                         "source_id": leave.source_id, "actor": actor})
+            leave_id = cur.fetchone()["id"]  # type: ignore[index]
+            self._audit(cur, actor, "leave_added", leave.nip, {
+                "leave_id": leave_id, **fields, "source": leave.source,
+                "source_id": leave.source_id})
+            return leave_id, True
+
+    def revoke_leave(self, leave_id: int, *, actor: str, reason: str) -> dict[str, Any] | None:
+        with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute("UPDATE attendance_leave SET revoked_at = now(), revoked_by = %s "
+                        "WHERE id = %s AND revoked_at IS NULL RETURNING *", (actor, leave_id))
+            row = cur.fetchone()
+            if row is not None:
+                self._audit(cur, actor, "leave_revoked", row["nip"], {
+                    "leave_id": leave_id, "code": row["code"], "first_day": row["first_day"],
+                    "last_day": row["last_day"], "reason": reason})
+            return row
+
+    def set_roster(self, entries: Iterable[tuple[str, date, str]], *, actor: str) -> int:
+        rows = list(entries)
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO attendance_roster (nip, day, shift, entered_by) VALUES (%s, %s, %s, "
+                "%s) ON CONFLICT (nip, day) DO UPDATE SET shift = EXCLUDED.shift, entered_by = "
+                "EXCLUDED.entered_by, entered_at = now()", [(*r, actor) for r in rows])
+            if rows:
+                self._audit(cur, actor, "roster_set", "", {
+                    "entries": len(rows), "first_day": min(r[1] for r in rows),
+                    "last_day": max(r[1] for r in rows)})
+        return len(rows)
+
+    def replace_days(self, rows: DayRows, first_day: date, last_day: date, *,
+                     nips: Sequence[str] | None, actor: str, reason: str,
+                     computed_at: datetime) -> dict[str, int]:
+        """Replace the period's daily rows (of `nips`, or everyone) in one transaction; every
+        row that existed before and differs now is audited with both versions. Returns counts:
+        rows written, changed, new, removed."""
+        scope = list(nips) if nips is not None else None
+        compare = sql.SQL(" OR ").join(
+            sql.SQL("o.{c} IS DISTINCT FROM n.{c}").format(c=sql.Identifier(c)) for c in _COMPARED)
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE new_day (LIKE attendance_day) ON COMMIT DROP")
+            with cur.copy(sql.SQL("COPY new_day ({}) FROM STDIN (FORMAT BINARY)").format(
+                    sql.SQL(", ").join(map(sql.Identifier, _DAY_COLUMNS)))) as copy:
+                copy.write(pgbinary.HEADER)
+                total = rows.employee.shape[0]
+                for lo in range(0, total, self.COPY_CHUNK):
+                    copy.write(_encode_days(rows, computed_at, lo, min(total, lo + self.COPY_CHUNK)))
+                copy.write(pgbinary.TRAILER)
+            old = sql.SQL("SELECT * FROM attendance_day WHERE day BETWEEN %(first)s AND %(last)s "
+                          "AND (%(scope)s::text[] IS NULL OR nip = ANY(%(scope)s))")
+            params = {"first": first_day, "last": last_day, "scope": scope, "actor": actor,
+                      "reason": reason}
+            cur.execute(sql.SQL(
+                "INSERT INTO attendance_audit (actor, action, subject, detail) "
+                "SELECT %(actor)s, 'day_changed', n.nip, jsonb_build_object('day', n.day, "
+                "'reason', %(reason)s::text, 'before', to_jsonb(o) - 'computed_at', "
+                "'after', to_jsonb(n) - 'computed_at') "
+                "FROM new_day n JOIN ({old}) o USING (nip, day) WHERE {compare}").format(
+                    old=old, compare=compare), params)
+            changed = cur.rowcount
+            cur.execute(sql.SQL("SELECT count(*) FROM new_day n WHERE NOT EXISTS "
+                                "(SELECT 1 FROM ({old}) o WHERE o.nip = n.nip AND o.day = n.day)"
+                                ).format(old=old), params)
+            new = cur.fetchone()[0]  # type: ignore[index]
+            cur.execute("DELETE FROM attendance_day WHERE day BETWEEN %(first)s AND %(last)s "
+                        "AND (%(scope)s::text[] IS NULL OR nip = ANY(%(scope)s))", params)
+            removed = cur.rowcount - (total - new)
+            cur.execute("INSERT INTO attendance_day SELECT * FROM new_day")
+        return {"rows": total, "changed": changed, "new": new, "removed": max(removed, 0)}
+
+    def record_uploads(self, period: str, results: Iterable[tuple[str, str, str, int | None, str]],
+                       *, actor: str) -> None:
+        """(nip, content_hash, status, revision, reason) per employee, as SIMPEG answered."""
+        rows = [(period, *r) for r in results]
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO attendance_recap_upload (period, nip, content_hash, status, revision, "
+                "reason) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (period, nip) DO UPDATE SET "
+                "content_hash = EXCLUDED.content_hash, status = EXCLUDED.status, revision = "
+                "EXCLUDED.revision, reason = EXCLUDED.reason, uploaded_at = now()", rows)
+            self._audit(cur, actor, "recap_uploaded", period, {
+                "records": len(rows),
+                "rejected": sum(1 for r in rows if r[3] == "rejected")})
