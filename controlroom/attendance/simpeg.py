@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import (
@@ -352,7 +353,7 @@ class SimpegClient:
     def employee(self, nip: str) -> SimpegEmployee | None:
         """One employee's master data (``/pns/data-utama/{nip}``), None if SIMPEG has no such
         NIP; a malformed answer raises SimpegError naming the field."""
-        path = EMPLOYEE_PATH.format(nip=nip)
+        path = EMPLOYEE_PATH.format(nip=quote(nip, safe=""))  # a NIP is no path to escape from
         response = self._call("GET", path, not_found_ok=True)
         if response.status_code == 404:
             return None

@@ -118,6 +118,7 @@ def test_updated_since_and_single_employee(server: SimpegServer, client: SimpegC
     one = client.employee(nip)
     assert one is not None and one.nip == nip
     assert client.employee("199901012020011999") is None
+    assert client.employee("../unor") is None
 
 
 def test_token_expires_mid_pagination(server: SimpegServer, client: SimpegClient) -> None:
