@@ -189,7 +189,8 @@ def plan_days(rules: Rules, first_day: date, last_day: date, groups: Sequence[st
             holiday_names.append(names[day])
             holiday[j] = len(holiday_names) - 1
         for name, gi in group_of.items():
-            group = version.groups.get(name)
+            # "" (no group in SIMPEG) is the default group, not an unknown one.
+            group = version.groups.get(name or version.default_group)
             g_known[gi, j] = group is not None
             if group is None:
                 group = version.groups[version.default_group]
@@ -365,7 +366,9 @@ def judge(rules: Rules, plan: DayPlan, punches: Punches) -> DayResults:
     mid2 = start_flat[p_key] + end_flat[p_key]  # twice the span's midpoint
     is_in = 2 * p_t < mid2
 
-    order = np.lexsort((p_t, p_key))
+    # The machine breaks ties: the same second on two machines must give the same in/out
+    # machine whatever the order the punches came in.
+    order = np.lexsort((p_machine, p_t, p_key))
     s_key, s_t, s_in = p_key[order], p_t[order], is_in[order]
     s_machine, s_own = p_machine[order], p_own[order]
     counts = np.bincount(s_key, minlength=size).astype(np.int16)
