@@ -145,6 +145,8 @@ def _version_index(rules: Rules, days: Sequence[date]) -> np.ndarray:
         for k, first in enumerate(starts):
             if first <= day:
                 found = k
+        if found == NONE and i == 0:
+            found = 0  # the margin day before a period that starts with the first version
         if found == NONE:
             rules.version_on(day)  # raises RulesError naming the first version's date
         out[i] = found
@@ -220,6 +222,7 @@ def plan_days(rules: Rules, first_day: date, last_day: date, groups: Sequence[st
         col = np.array([(r.day - days[0]).days for r in roster], np.int64)
         keep = (col >= 0) & (col < d2)
         shift_s = np.full((len(roster), 2), NONE, np.int64)
+        spans: dict[str, Span] = {}
         for i, entry in enumerate(roster):
             if not keep[i] or entry.shift == "OFF":
                 continue
@@ -229,7 +232,9 @@ def plan_days(rules: Rules, first_day: date, last_day: date, groups: Sequence[st
                 raise ValueError(f"roster of employee #{entry.employee} on {entry.day}: shift "
                                  f"{entry.shift!r} is not in the rules (known: "
                                  f"{', '.join(sorted(version.shifts))}, OFF)")
-            span = Span.parse(shift.span)
+            span = spans.get(shift.span)
+            if span is None:
+                span = spans[shift.span] = Span.parse(shift.span)
             shift_s[i] = (col[i] * DAY_S + span.start_min * 60, col[i] * DAY_S + span.end_min * 60)
         emp, col, shift_s = emp[keep], col[keep], shift_s[keep]
         on_roster = is_roster[emp, col]

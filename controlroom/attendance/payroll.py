@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -23,10 +24,12 @@ from controlroom.attendance import engine
 from controlroom.attendance.nip import InvalidNip, parse_nip
 from controlroom.attendance.payroll_store import DayRows, LeaveRow, PayrollStore
 from controlroom.attendance.recap import (
+    CutLine,
     EmployeeRecap,
     SkpdRecap,
+    cap_line,
     cut_lines,
-    employee_recap,
+    day_cut_lines,
     skpd_recaps,
 )
 from controlroom.attendance.rules import Rules
@@ -60,6 +63,9 @@ class RecomputeReport:
     changed: int
     new: int
     seconds: dict[str, float]
+    results: engine.DayResults  # what was stored, [employees, days]
+    nips: list[str]  # the results' employees
+    extra: Any = None  # what `while_storing` returned
 
 
 def day_rows(results: engine.DayResults, nips: Sequence[str], machines: Sequence[str],
@@ -103,7 +109,9 @@ class Payroll:
     # --- recompute ---------------------------------------------------------------------------
 
     def recompute(self, first_day: date, last_day: date, *, actor: str, reason: str,
-                  nips: Sequence[str] | None = None) -> RecomputeReport:
+                  nips: Sequence[str] | None = None,
+                  while_storing: Callable[[engine.DayResults, list[dict[str, Any]]], Any]
+                  | None = None) -> RecomputeReport:
         """Judge every day of the period again from raw punches, leave and rosters, and store
         it; each stored day that changes is audited (raw punches are only read)."""
         if last_day < first_day:
@@ -127,24 +135,33 @@ class Payroll:
                   for r in self.store.roster(first_day - timedelta(days=1),
                                              last_day + timedelta(days=1)) if r["nip"] in index]
         timer["load_people_s"] = time.perf_counter() - t0
+        # The punches are joined and packed by the server while this thread plans the days.
         t = time.perf_counter()
-        punches = self.store.load_punches(first_day, last_day, scope,
-                                          [e["skpd"] for e in employees])
+        with ThreadPoolExecutor(1, thread_name_prefix="punches") as pool:
+            loading = pool.submit(self.store.load_punches, first_day, last_day, scope,
+                                  [e["skpd"] for e in employees])
+            try:
+                plan = engine.plan_days(self.rules, first_day, last_day,
+                                        [e["schedule_group"] for e in employees],
+                                        leave=leave, roster=roster)
+            except ValueError as exc:
+                raise PayrollInputError(str(exc)) from exc
+            timer["plan_s"] = time.perf_counter() - t
+            punches = loading.result()
         timer["load_punches_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        try:
-            plan = engine.plan_days(self.rules, first_day, last_day,
-                                    [e["schedule_group"] for e in employees],
-                                    leave=leave, roster=roster)
-        except ValueError as exc:
-            raise PayrollInputError(str(exc)) from exc
         results = engine.judge(self.rules, plan, engine.Punches(
             punches.employee, punches.t_s, punches.own_office, punches.machine))
         timer["engine_s"] = time.perf_counter() - t
         t = time.perf_counter()
         rows = day_rows(results, scope, punches.machines, self.rules)
-        counts = self.store.replace_days(rows, first_day, last_day, nips=nips, actor=actor,
-                                         reason=reason, computed_at=datetime.now(UTC))
+        with ThreadPoolExecutor(1, thread_name_prefix="store-days") as pool:
+            storing = pool.submit(self.store.replace_days, rows, first_day, last_day,
+                                  actor=actor, reason=reason, computed_at=datetime.now(UTC))
+            # Work that needs only the results (the recap) runs while the server stores them;
+            # it is returned only once the days are committed.
+            extra = while_storing(results, employees) if while_storing is not None else None
+            counts = storing.result()
         timer["store_s"] = time.perf_counter() - t
         timer["total_s"] = time.perf_counter() - t0
         self.store.audit(actor, "recomputed", f"{first_day}..{last_day}", {
@@ -156,7 +173,21 @@ class Payroll:
                  counts["changed"], counts["new"], timer["total_s"])
         return RecomputeReport(first_day, last_day, len(scope), int(punches.t_s.size),
                                counts["rows"], counts["changed"], counts["new"],
-                               {k: round(v, 3) for k, v in timer.items()})
+                               {k: round(v, 3) for k, v in timer.items()}, results, scope,
+                               extra)
+
+    def recompute_month(self, period: str, *, actor: str, reason: str
+                        ) -> tuple[RecomputeReport, list[EmployeeRecap], list[SkpdRecap]]:
+        """Recompute a month from raw punches and give its recap (built while the days are
+        being stored; the same numbers `recap` reads back from the database)."""
+        first, last = month_bounds(period)
+
+        def recap(results: engine.DayResults, employees: list[dict[str, Any]]) -> Any:
+            return self._recap(period, employees, self._result_arrays(results))
+
+        report = self.recompute(first, last, actor=actor, reason=reason, while_storing=recap)
+        recaps, skpds = report.extra
+        return report, recaps, skpds
 
     # --- recap -------------------------------------------------------------------------------
 
@@ -168,25 +199,116 @@ class Payroll:
                                         v.absent_cut_pct)
         return out
 
+    def _statuses(self) -> tuple[list[str], list[str]]:
+        versions = self.rules.file.versions
+        labels = [self.rules.label(v) for v in versions]
+        leave_codes = sorted({c for v in versions for c in v.leave_types})
+        return [*engine.STATUS_CODES[:3], *leave_codes], labels
+
     def recap(self, period: str, *, skpd: str | None = None
               ) -> tuple[list[EmployeeRecap], list[SkpdRecap]]:
         """The month per employee (with the lines behind every cut) and per SKPD, from the
-        stored days (recompute first if punches, leave or rules changed since)."""
+        stored days (recompute first if punches, leave or rules changed since). Employees with
+        no stored day in the month are left out."""
+        first, last = month_bounds(period)
+        employees = self.store.employees(skpd=skpd, include_inactive=True)
+        statuses, labels = self._statuses()
+        arrays = self.store.month_arrays(first, last, [e["nip"] for e in employees], statuses,
+                                         labels)
+        return self._recap(period, employees, arrays)
+
+    def _result_arrays(self, r: engine.DayResults) -> dict[str, np.ndarray]:
+        """A recompute's [employees, days] results as the flat arrays `_recap` aggregates, in
+        the same form `PayrollStore.month_arrays` reads the stored days back."""
+        n_emp, n_days = r.shape
+
+        def of_day(seconds: np.ndarray) -> np.ndarray:
+            # seconds from midnight of the day before the period → after the row's own midnight
+            own = seconds - (np.arange(n_days)[None, :] + 1) * engine.DAY_S
+            return np.where(seconds == engine.NONE, -1, own).reshape(-1)
+
+        status = r.status.astype(np.int64)
+        return {
+            "employee": np.repeat(np.arange(n_emp), n_days),
+            "day": np.tile(np.arange(n_days), n_emp),
+            "status": np.where(status == engine.LEAVE, 3 + r.leave, status).reshape(-1),
+            "tl": r.tl.reshape(-1), "psw": r.psw.reshape(-1), "cut_pct": r.cut_pct.reshape(-1),
+            "version": np.tile(r.version, n_emp), "late_min": r.late_min.reshape(-1),
+            "early_min": r.early_min.reshape(-1), "sched_start": of_day(r.start_s),
+            "sched_end": of_day(r.end_s), "in_s": of_day(r.in_s), "out_s": of_day(r.out_s)}
+
+    def _recap(self, period: str, employees: Sequence[dict[str, Any]],
+               a: dict[str, np.ndarray]) -> tuple[list[EmployeeRecap], list[SkpdRecap]]:
         first, last = month_bounds(period)
         cap = self.rules.version_on(last).monthly_cap_pct
-        tables = self._pct_tables()
-        employees = {e["nip"]: e for e in self.store.employees(skpd=skpd, include_inactive=True)}
-        totals: dict[str, list[dict[str, Any]]] = {}
-        for row in self.store.day_totals(first, last, skpd=skpd):
-            totals.setdefault(row["nip"], []).append(row)
-        lines: dict[str, list[Any]] = {}
-        for day in self.store.cut_days(first, last, skpd=skpd):
-            late, early, absent = tables.get(day["rules_version"], ([0.0] * 10, [0.0] * 10, 0.0))
-            lines.setdefault(day["nip"], []).extend(cut_lines(day, late, early, absent))
-        recaps = [employee_recap(employees[nip], period, rows, lines.get(nip, ()),
-                                 cap_pct=cap, last_day=last)
-                  for nip, rows in sorted(totals.items()) if nip in employees]
+        statuses, labels = self._statuses()
+        statuses = [*statuses, "?"]  # "?": a stored code the rules no longer know
+        n_emp, n_status, n_ver = len(employees), len(statuses), len(labels) + 1
+        emp = a["employee"].astype(np.int64)
+        status = np.where(a["status"] < 0, n_status - 1, a["status"]).astype(np.int64)
+        version = np.where(a["version"] < 0, n_ver - 1, a["version"]).astype(np.int64)
+        by_status = np.bincount(emp * n_status + status,
+                                minlength=n_emp * n_status).reshape(n_emp, n_status)
+        tl = np.bincount(emp * 5 + np.clip(a["tl"], 0, 4), minlength=n_emp * 5).reshape(n_emp, 5)
+        psw = np.bincount(emp * 5 + np.clip(a["psw"], 0, 4), minlength=n_emp * 5).reshape(n_emp, 5)
+        cut = np.round(np.bincount(emp, weights=a["cut_pct"], minlength=n_emp), 6)
+        used = np.bincount(emp * n_ver + version, minlength=n_emp * n_ver).reshape(n_emp, n_ver)
+        owners, lines = self._cut_lines(a, first, statuses)
+        bounds = np.searchsorted(owners, np.arange(n_emp + 1)).tolist()
+        days_in = by_status.sum(axis=1).tolist()
+        by_status_l, tl_l, psw_l = by_status.tolist(), tl[:, 1:].tolist(), psw[:, 1:].tolist()
+        cut_l, used_l = cut.tolist(), used.astype(bool).tolist()
+        version_names = [*labels, "?"]
+        recaps = []
+        for i, e in enumerate(employees):
+            if not days_in[i]:
+                continue
+            counts = by_status_l[i]
+            absences = {statuses[k]: counts[k] for k in range(2, n_status) if counts[k]}
+            own = lines[bounds[i]:bounds[i + 1]]
+            total = cut_l[i]
+            capped = min(total, cap)
+            if capped < total:
+                own = [*own, cap_line(last, cap, total)]
+            recaps.append(EmployeeRecap(
+                nip=e["nip"], name=e["name"], skpd=e["skpd"], skpd_name=e["skpd_name"],
+                unit=e["unit_name"], position=e["position"], period=period,
+                rules_version=", ".join(n for n, u in zip(version_names, used_l[i],
+                                                           strict=True) if u),
+                working_days=days_in[i] - counts[0], present_days=counts[1],
+                tl=tuple(tl_l[i]), psw=tuple(psw_l[i]),  # type: ignore[arg-type]
+                absences=absences, cut_uncapped_pct=total, cut_pct=capped, lines=tuple(own)))
         return recaps, skpd_recaps(recaps)
+
+    def _cut_lines(self, a: dict[str, np.ndarray], first: date, statuses: Sequence[str]
+                   ) -> tuple[np.ndarray, list[CutLine]]:
+        """The lines behind every cut day, ordered by employee then day, and each line's
+        employee index."""
+        versions = self.rules.file.versions
+        late_pct = [[0.0, *(b.pct for b in v.late.brackets)] for v in versions]
+        early_pct = [[0.0, *(b.pct for b in v.early.brackets)] for v in versions]
+        absent_pct = [v.absent_cut_pct for v in versions]
+        take = np.flatnonzero(a["cut_pct"] > 0)
+        take = take[np.lexsort((a["day"][take], a["employee"][take]))]
+        cols = {k: a[k][take].tolist() for k in ("employee", "day", "status", "tl", "psw",
+                                                 "version", "late_min", "early_min",
+                                                 "sched_start", "sched_end", "in_s", "out_s")}
+        days = [first + timedelta(days=d) for d in range(32)]
+        absent = statuses.index(engine.STATUS_CODES[2])
+        owners: list[int] = []
+        lines: list[CutLine] = []
+        for k in range(len(take)):
+            v = cols["version"][k]
+            if v < 0:
+                continue
+            new = day_cut_lines(days[cols["day"][k]], cols["status"][k] == absent,
+                                cols["tl"][k], cols["psw"][k], cols["late_min"][k],
+                                cols["early_min"][k], cols["sched_start"][k],
+                                cols["sched_end"][k], cols["in_s"][k], cols["out_s"][k],
+                                late_pct[v], early_pct[v], absent_pct[v])
+            lines.extend(new)
+            owners.extend([cols["employee"][k]] * len(new))
+        return np.array(owners, np.int64), lines
 
     def explain(self, nip: str, period: str) -> list[dict[str, Any]]:
         """Every day of one employee's month with its status and the reason in words."""

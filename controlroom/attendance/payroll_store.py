@@ -9,6 +9,7 @@ apply rules (engine.py does) nor talk HTTP.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -28,10 +29,22 @@ log = logging.getLogger(__name__)
 
 _DAY_COLUMNS = ("nip", "day", "status", "sched_start", "sched_end", "in_at", "out_at",
                 "in_device", "out_device", "late_min", "early_min", "tl", "psw", "cut_pct",
-                "flags", "punches", "holiday", "rules_version", "computed_at")
-# What a recompute compares: a row whose these differ is audited as changed.
-_COMPARED = ("status", "sched_start", "sched_end", "in_at", "out_at", "in_device", "out_device",
-             "late_min", "early_min", "tl", "psw", "cut_pct", "flags", "holiday", "rules_version")
+                "flags", "punches", "holiday", "rules_version", "content_hash", "computed_at")
+_MONTH_ROW = np.dtype([("employee", ">i4"), ("day", ">i2"), ("status", ">i2"), ("tl", ">i2"),
+                       ("psw", ">i2"), ("cut_pct", ">f8"), ("version", ">i2"),
+                       ("late_min", ">i4"), ("early_min", ">i4"), ("sched_start", ">i4"),
+                       ("sched_end", ">i4"), ("in_s", ">i4"), ("out_s", ">i4")])
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+_PUNCH_ROW = np.dtype([("employee", ">i4"), ("t_s", ">i8"), ("machine", ">i4"), ("own", "u1")])
+
+
+def _tune(cur: psycopg.Cursor[Any]) -> None:
+    """For the month-sized statements: JIT compiles for longer than these queries run, and
+    the default work_mem spills their sorts and hashes to disk."""
+    cur.execute("SET LOCAL jit = off")
+    cur.execute("SET LOCAL work_mem = '256MB'")
 
 
 class PayrollStorageError(Exception):
@@ -115,33 +128,78 @@ def _timestamp_column(values: np.ndarray) -> pgbinary.Column:
     return pgbinary.Column("timestamp", np.where(null, 0, micro), null)
 
 
-def _indexed_text(index: np.ndarray, vocabulary: Sequence[str]) -> pgbinary.Column:
-    # Index -1 (none) is the vocabulary's last entry, None: NULL.
-    vocab: list[str | None] = [*vocabulary, None]
-    return pgbinary.Column("text", np.where(index < 0, len(vocabulary), index), vocabulary=vocab)
+def _vocabularies(rows: DayRows) -> dict[str, pgbinary.TextVocabulary]:
+    return {"nip": pgbinary.TextVocabulary(list(rows.nips)),
+            "status": pgbinary.TextVocabulary(list(rows.status_vocabulary)),
+            "device": pgbinary.TextVocabulary([*rows.devices, None]),
+            "holiday": pgbinary.TextVocabulary([*rows.holidays, None]),
+            "version": pgbinary.TextVocabulary(list(rows.versions))}
 
 
-def _encode_days(rows: DayRows, computed_at: datetime, lo: int, hi: int) -> bytes:
-    s = slice(lo, hi)
-    n = hi - lo
-    days = rows.day[s].astype("datetime64[D]").astype(np.int64) - pgbinary.PG_EPOCH_DAYS
+def _string_hashes(values: Sequence[str | None]) -> np.ndarray:
+    """A stable 64-bit hash per text (None included), the same in every process and run."""
+    return np.array([int.from_bytes(hashlib.blake2b(b"\x00" if v is None else b"\x01" + v.encode(),
+                                                    digest_size=8).digest(), "little")
+                     for v in values], np.uint64)
+
+
+def content_hash(rows: DayRows) -> np.ndarray:
+    """A 64-bit hash of everything a day row says (all columns but the key and computed_at):
+    a recompute compares it with the stored one and writes and audits only the rows that
+    differ (a false match is a 2^-64 chance per row)."""
+    def nat(values: np.ndarray) -> np.ndarray:
+        return np.where(np.isnat(values), np.iinfo(np.int64).min,
+                        values.astype("datetime64[s]").astype(np.int64)).astype(np.uint64)
+
+    def text(index: np.ndarray, vocabulary: Sequence[str | None]) -> np.ndarray:
+        table = _string_hashes([*vocabulary, None])
+        return table[np.where(index < 0, len(vocabulary), index)]
+
+    parts = [
+        text(rows.status, rows.status_vocabulary), nat(rows.sched_start), nat(rows.sched_end),
+        nat(rows.in_at), nat(rows.out_at), text(rows.in_device, rows.devices),
+        text(rows.out_device, rows.devices), rows.late_min.astype(np.int64).astype(np.uint64),
+        rows.early_min.astype(np.int64).astype(np.uint64), rows.tl.astype(np.uint64),
+        rows.psw.astype(np.uint64), np.round(rows.cut_pct, 6).astype(np.float64).view(np.uint64),
+        rows.flags.astype(np.uint64), rows.punches.astype(np.uint64),
+        text(rows.holiday, rows.holidays), text(rows.rules_version, rows.versions)]
+    h = np.zeros(rows.employee.shape[0], np.uint64)
+    with np.errstate(over="ignore"):
+        for part in parts:  # splitmix64-style mixing of each column into the running hash
+            h = (h ^ part) * _MIX
+            h ^= h >> np.uint64(31)
+    return h.view(np.int64)
+
+
+def _encode_days(rows: DayRows, vocab: dict[str, pgbinary.TextVocabulary], hashes: np.ndarray,
+                 computed_at: datetime, take: np.ndarray) -> bytes:
+    n = take.shape[0]
+    days = rows.day[take].astype("datetime64[D]").astype(np.int64) - pgbinary.PG_EPOCH_DAYS
     # computed_at is timestamptz: microseconds since 2000-01-01 UTC.
     computed = np.datetime64(computed_at.astimezone(UTC).replace(tzinfo=None), "us")
+
+    def indexed(index: np.ndarray, vocabulary: Sequence[str]) -> np.ndarray:
+        return np.where(index < 0, len(vocabulary), index)  # -1: the trailing None (NULL)
+
     columns = [
-        pgbinary.Column("text", rows.employee[s], vocabulary=list(rows.nips)),
+        pgbinary.Column("text", rows.employee[take], vocabulary=vocab["nip"]),
         pgbinary.Column("date", days),
-        pgbinary.Column("text", rows.status[s], vocabulary=list(rows.status_vocabulary)),
-        _timestamp_column(rows.sched_start[s]), _timestamp_column(rows.sched_end[s]),
-        _timestamp_column(rows.in_at[s]), _timestamp_column(rows.out_at[s]),
-        _indexed_text(rows.in_device[s], rows.devices),
-        _indexed_text(rows.out_device[s], rows.devices),
-        pgbinary.Column("int4", rows.late_min[s], rows.late_min[s] < 0),
-        pgbinary.Column("int4", rows.early_min[s], rows.early_min[s] < 0),
-        pgbinary.Column("int2", rows.tl[s]), pgbinary.Column("int2", rows.psw[s]),
-        pgbinary.Column("float8", rows.cut_pct[s]), pgbinary.Column("int4", rows.flags[s]),
-        pgbinary.Column("int2", rows.punches[s]),
-        _indexed_text(rows.holiday[s], rows.holidays),
-        pgbinary.Column("text", rows.rules_version[s], vocabulary=list(rows.versions)),
+        pgbinary.Column("text", rows.status[take], vocabulary=vocab["status"]),
+        _timestamp_column(rows.sched_start[take]), _timestamp_column(rows.sched_end[take]),
+        _timestamp_column(rows.in_at[take]), _timestamp_column(rows.out_at[take]),
+        pgbinary.Column("text", indexed(rows.in_device[take], rows.devices),
+                        vocabulary=vocab["device"]),
+        pgbinary.Column("text", indexed(rows.out_device[take], rows.devices),
+                        vocabulary=vocab["device"]),
+        pgbinary.Column("int4", rows.late_min[take], rows.late_min[take] < 0),
+        pgbinary.Column("int4", rows.early_min[take], rows.early_min[take] < 0),
+        pgbinary.Column("int2", rows.tl[take]), pgbinary.Column("int2", rows.psw[take]),
+        pgbinary.Column("float8", rows.cut_pct[take]), pgbinary.Column("int4", rows.flags[take]),
+        pgbinary.Column("int2", rows.punches[take]),
+        pgbinary.Column("text", indexed(rows.holiday[take], rows.holidays),
+                        vocabulary=vocab["holiday"]),
+        pgbinary.Column("text", rows.rules_version[take], vocabulary=vocab["version"]),
+        pgbinary.Column("int8", hashes[take]),
         _timestamp_column(np.full(n, computed)),
     ]
     return pgbinary.encode(columns, header=False, trailer=False)
@@ -160,6 +218,7 @@ class PayrollStore:
     def _rows(self, query: str | sql.Composed, params: Sequence[Any] | dict[str, Any] = ()
               ) -> list[dict[str, Any]]:
         with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            _tune(cur)
             cur.execute(query, params)
             return cur.fetchall()
 
@@ -208,7 +267,9 @@ class PayrollStore:
                  ) -> list[dict[str, Any]]:
         """Only the days that carry a cut: the lines behind a recap."""
         return self._rows(
-            "SELECT d.* FROM attendance_day d JOIN employee e USING (nip) "
+            "SELECT d.nip, d.day, d.status, d.sched_start, d.sched_end, d.in_at, d.out_at, "
+            "d.late_min, d.early_min, d.tl, d.psw, d.rules_version "
+            "FROM attendance_day d JOIN employee e USING (nip) "
             "WHERE d.day BETWEEN %(first)s AND %(last)s AND d.cut_pct > 0 "
             "AND (%(skpd)s::text IS NULL OR e.skpd = %(skpd)s) ORDER BY d.nip, d.day",
             {"first": first_day, "last": last_day, "skpd": skpd})
@@ -229,6 +290,41 @@ class PayrollStore:
             "GROUP BY d.nip, d.status ORDER BY d.nip",
             {"first": first_day, "last": last_day, "skpd": skpd})
 
+    def month_arrays(self, first_day: date, last_day: date, nips: Sequence[str],
+                     statuses: Sequence[str], versions: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored days of these employees as arrays, packed by the server into one value:
+        employee index, day offset, status index (into `statuses`; -1 another), TL, PSW, cut,
+        rule version index (into `versions`), and for the lines behind a cut the minutes late
+        and early and the scheduled and punched times in seconds after the day's midnight
+        (-1: none)."""
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            _tune(cur)
+            cur.execute("CREATE TEMP TABLE scope_nip (nip text PRIMARY KEY, idx int4 NOT NULL) "
+                        "ON COMMIT DROP")
+            with cur.copy("COPY scope_nip FROM STDIN") as copy:
+                for i, nip in enumerate(nips):
+                    copy.write_row((nip, i))
+            cur.execute("ANALYZE scope_nip")
+            cur.execute("""
+SELECT string_agg(int4send(s.idx) || int2send((o.day - %(first)s)::int2)
+    || int2send(coalesce(array_position(%(statuses)s::text[], o.status) - 1, -1)::int2)
+    || int2send(o.tl) || int2send(o.psw) || float8send(o.cut_pct)
+    || int2send(coalesce(array_position(%(versions)s::text[], o.rules_version) - 1, -1)::int2)
+    || int4send(coalesce(o.late_min, -1)) || int4send(coalesce(o.early_min, -1))
+    || int4send(coalesce(date_part('epoch', o.sched_start - o.day)::int4, -1))
+    || int4send(coalesce(date_part('epoch', o.sched_end - o.day)::int4, -1))
+    || int4send(coalesce(date_part('epoch', o.in_at - o.day)::int4, -1))
+    || int4send(coalesce(date_part('epoch', o.out_at - o.day)::int4, -1)), ''::bytea)
+FROM attendance_day o JOIN scope_nip s USING (nip)
+WHERE o.day BETWEEN %(first)s AND %(last)s""", {"first": first_day, "last": last_day,
+                                                 "statuses": list(statuses),
+                                                 "versions": list(versions)}, binary=True)
+            packed = cur.fetchone()[0] or b""  # type: ignore[index]
+            conn.rollback()
+        rows = np.frombuffer(packed, _MONTH_ROW)
+        return {name: rows[name].astype(rows.dtype[name].newbyteorder("=")) for name in
+                rows.dtype.names or ()}
+
     def audit_log(self, *, subject: str | None = None, action: str | None = None,
                   limit: int = 1000) -> list[dict[str, Any]]:
         return self._rows(
@@ -244,40 +340,49 @@ class PayrollStore:
                      skpds: Sequence[str]) -> PunchArrays:
         """Every raw punch from midnight before first_day to midnight after the day after
         last_day (overnight shifts), resolved to employee indices through the machine-id map:
-        a machine's own id first, then an id valid on any machine, then a NIP held as the id."""
-        day0 = first_day - timedelta(days=1)
+        a machine's own id first, then an id valid on any machine, then a NIP held as the id.
+
+        The server packs each row into 17 bytes (employee index, seconds, machine index, own
+        office) and aggregates them into one bytea: one value to fetch instead of a message per
+        row, read straight into arrays."""
+        day0 = datetime.combine(first_day - timedelta(days=1), datetime.min.time())
+        hi = datetime.combine(last_day + timedelta(days=2), datetime.min.time())
         with self._pool.connection() as conn, conn.cursor() as cur:
+            _tune(cur)
             machines = tuple(r[0] for r in cur.execute(
                 "SELECT device_sn FROM attendance_machine UNION "
                 "SELECT DISTINCT device_sn FROM attendance_batch ORDER BY 1").fetchall())
-            query = sql.SQL("""
-COPY (
-  SELECT (e.idx - 1)::int4,
-         floor(extract(epoch FROM p.local_ts - {day0}::timestamp))::int8,
-         coalesce(m.idx - 1, -1)::int4,
-         (coalesce(am.office, '') = '' OR e.skpd = '' OR am.office = e.skpd)::bool
-  FROM attendance_punch p
-  LEFT JOIN attendance_user_map u1 ON u1.device_sn = p.device_sn AND u1.user_id = p.user_id
-  LEFT JOIN attendance_user_map u2 ON u2.device_sn = '' AND u2.user_id = p.user_id
-  JOIN unnest({nips}::text[], {skpds}::text[]) WITH ORDINALITY AS e(nip, skpd, idx)
-    ON e.nip = coalesce(u1.nip, u2.nip, p.user_id)
-  LEFT JOIN attendance_machine am ON am.device_sn = p.device_sn
-  LEFT JOIN unnest({machines}::text[]) WITH ORDINALITY AS m(sn, idx) ON m.sn = p.device_sn
-  WHERE p.local_ts >= {lo} AND p.local_ts < {hi}
-) TO STDOUT (FORMAT BINARY)""").format(
-                day0=sql.Literal(datetime.combine(day0, datetime.min.time())),
-                nips=sql.Literal(list(nips)), skpds=sql.Literal(list(skpds)),
-                machines=sql.Literal(list(machines)),
-                lo=sql.Literal(datetime.combine(day0, datetime.min.time())),
-                hi=sql.Literal(datetime.combine(last_day + timedelta(days=2),
-                                                datetime.min.time())))
-            buffer = bytearray()
-            with cur.copy(query) as copy:
-                for chunk in copy:
-                    buffer += chunk
-        cols = pgbinary.decode_fixed(bytes(buffer), ("int4", "int8", "int4", "bool"))
-        return PunchArrays(cols[0].astype(np.int32), cols[1].astype(np.int64),
-                           cols[2].astype(np.int32), cols[3].astype(bool), machines)
+            cur.execute("CREATE TEMP TABLE scope_employee (nip text PRIMARY KEY, skpd text NOT "
+                        "NULL, idx int4 NOT NULL) ON COMMIT DROP")
+            cur.execute("CREATE TEMP TABLE scope_machine (device_sn text PRIMARY KEY, idx int4 "
+                        "NOT NULL) ON COMMIT DROP")
+            with cur.copy("COPY scope_employee FROM STDIN") as copy:
+                for i, (nip, skpd) in enumerate(zip(nips, skpds, strict=True)):
+                    copy.write_row((nip, skpd, i))
+            with cur.copy("COPY scope_machine FROM STDIN") as copy:
+                for i, sn in enumerate(machines):
+                    copy.write_row((sn, i))
+            cur.execute("ANALYZE scope_employee")
+            cur.execute("ANALYZE scope_machine")
+            cur.execute("""
+SELECT string_agg(int4send(e.idx)
+                  || int8send(floor(date_part('epoch', p.local_ts - %(day0)s))::int8)
+                  || int4send(coalesce(m.idx, -1))
+                  || boolsend(coalesce(am.office, '') = '' OR e.skpd = '' OR am.office = e.skpd),
+                  ''::bytea)
+FROM attendance_punch p
+LEFT JOIN attendance_user_map u1 ON u1.device_sn = p.device_sn AND u1.user_id = p.user_id
+LEFT JOIN attendance_user_map u2 ON u2.device_sn = '' AND u2.user_id = p.user_id
+JOIN scope_employee e ON e.nip = coalesce(u1.nip, u2.nip, p.user_id)
+LEFT JOIN attendance_machine am ON am.device_sn = p.device_sn
+LEFT JOIN scope_machine m ON m.device_sn = p.device_sn
+WHERE p.local_ts >= %(day0)s AND p.local_ts < %(hi)s""", {"day0": day0, "hi": hi},
+                        binary=True)
+            packed = cur.fetchone()[0] or b""  # type: ignore[index]
+            conn.rollback()  # drops the scope tables
+        rows = np.frombuffer(packed, _PUNCH_ROW)
+        return PunchArrays(rows["employee"].astype(np.int32), rows["t_s"].astype(np.int64),
+                           rows["machine"].astype(np.int32), rows["own"].astype(bool), machines)
 
     # --- writes ------------------------------------------------------------------------------
 
@@ -418,45 +523,73 @@ COPY (
                     "last_day": max(r[1] for r in rows)})
         return len(rows)
 
-    def replace_days(self, rows: DayRows, first_day: date, last_day: date, *,
-                     nips: Sequence[str] | None, actor: str, reason: str,
-                     computed_at: datetime) -> dict[str, int]:
-        """Replace the period's daily rows (of `nips`, or everyone) in one transaction; every
-        row that existed before and differs now is audited with both versions. Returns counts:
-        rows written, changed, new, removed."""
-        scope = list(nips) if nips is not None else None
-        compare = sql.SQL(" OR ").join(
-            sql.SQL("o.{c} IS DISTINCT FROM n.{c}").format(c=sql.Identifier(c)) for c in _COMPARED)
+    def _copy_days(self, cur: psycopg.Cursor[Any], table: str, rows: DayRows,
+                   hashes: np.ndarray, take: np.ndarray, computed_at: datetime) -> None:
+        vocab = _vocabularies(rows)
+        columns = sql.SQL(", ").join(map(sql.Identifier, _DAY_COLUMNS))
+        with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+                sql.Identifier(table), columns)) as copy:
+            copy.write(pgbinary.HEADER)
+            for lo in range(0, take.shape[0], self.COPY_CHUNK):
+                copy.write(_encode_days(rows, vocab, hashes, computed_at,
+                                        take[lo:lo + self.COPY_CHUNK]))
+            copy.write(pgbinary.TRAILER)
+
+    def replace_days(self, rows: DayRows, first_day: date, last_day: date, *, actor: str,
+                     reason: str, computed_at: datetime) -> dict[str, int]:
+        """Make the stored days of `rows`' employees over the period equal `rows` (a complete
+        employees × days grid), in one transaction. Each row's content hash is compared with
+        the stored one: only new and changed rows are written, and every changed row is
+        audited with its before and after. Returns counts: rows given, changed, new."""
+        n_days = (last_day - first_day).days + 1
+        total = rows.employee.shape[0]
+        if total != len(rows.nips) * n_days:
+            raise ValueError("day rows must cover every employee on every day of the period")
+        hashes = content_hash(rows)
+        key = rows.employee.astype(np.int64) * n_days + (
+            rows.day.astype("datetime64[D]") - np.datetime64(first_day, "D")).astype(np.int64)
         with self._pool.connection() as conn, conn.cursor() as cur:
-            cur.execute("CREATE TEMP TABLE new_day (LIKE attendance_day) ON COMMIT DROP")
-            with cur.copy(sql.SQL("COPY new_day ({}) FROM STDIN (FORMAT BINARY)").format(
-                    sql.SQL(", ").join(map(sql.Identifier, _DAY_COLUMNS)))) as copy:
-                copy.write(pgbinary.HEADER)
-                total = rows.employee.shape[0]
-                for lo in range(0, total, self.COPY_CHUNK):
-                    copy.write(_encode_days(rows, computed_at, lo, min(total, lo + self.COPY_CHUNK)))
-                copy.write(pgbinary.TRAILER)
-            old = sql.SQL("SELECT * FROM attendance_day WHERE day BETWEEN %(first)s AND %(last)s "
-                          "AND (%(scope)s::text[] IS NULL OR nip = ANY(%(scope)s))")
-            params = {"first": first_day, "last": last_day, "scope": scope, "actor": actor,
-                      "reason": reason}
-            cur.execute(sql.SQL(
-                "INSERT INTO attendance_audit (actor, action, subject, detail) "
-                "SELECT %(actor)s, 'day_changed', n.nip, jsonb_build_object('day', n.day, "
-                "'reason', %(reason)s::text, 'before', to_jsonb(o) - 'computed_at', "
-                "'after', to_jsonb(n) - 'computed_at') "
-                "FROM new_day n JOIN ({old}) o USING (nip, day) WHERE {compare}").format(
-                    old=old, compare=compare), params)
-            changed = cur.rowcount
-            cur.execute(sql.SQL("SELECT count(*) FROM new_day n WHERE NOT EXISTS "
-                                "(SELECT 1 FROM ({old}) o WHERE o.nip = n.nip AND o.day = n.day)"
-                                ).format(old=old), params)
-            new = cur.fetchone()[0]  # type: ignore[index]
-            cur.execute("DELETE FROM attendance_day WHERE day BETWEEN %(first)s AND %(last)s "
-                        "AND (%(scope)s::text[] IS NULL OR nip = ANY(%(scope)s))", params)
-            removed = cur.rowcount - (total - new)
-            cur.execute("INSERT INTO attendance_day SELECT * FROM new_day")
-        return {"rows": total, "changed": changed, "new": new, "removed": max(removed, 0)}
+            _tune(cur)
+            cur.execute("CREATE TEMP TABLE scope_nip (nip text PRIMARY KEY, idx int4 NOT NULL) "
+                        "ON COMMIT DROP")
+            with cur.copy("COPY scope_nip FROM STDIN") as copy:
+                for i, nip in enumerate(rows.nips):
+                    copy.write_row((nip, i))
+            cur.execute("ANALYZE scope_nip")
+            cur.execute(
+                "SELECT string_agg(int4send(s.idx * %(days)s + (o.day - %(first)s)) "
+                "|| int8send(o.content_hash), ''::bytea) FROM attendance_day o "
+                "JOIN scope_nip s USING (nip) WHERE o.day BETWEEN %(first)s AND %(last)s",
+                {"days": n_days, "first": first_day, "last": last_day}, binary=True)
+            packed = cur.fetchone()[0] or b""  # type: ignore[index]
+            old = np.frombuffer(packed, np.dtype([("key", ">i4"), ("hash", ">i8")]))
+            stored = np.zeros(len(rows.nips) * n_days, bool)
+            stored_hash = np.zeros(len(rows.nips) * n_days, np.int64)
+            stored[old["key"]] = True
+            stored_hash[old["key"]] = old["hash"]
+            is_new = ~stored[key]
+            is_changed = stored[key] & (stored_hash[key] != hashes)
+            changed = np.flatnonzero(is_changed)
+            if changed.size:
+                cur.execute("CREATE TEMP TABLE new_day (LIKE attendance_day) ON COMMIT DROP")
+                self._copy_days(cur, "new_day", rows, hashes, changed, computed_at)
+                cur.execute(
+                    "INSERT INTO attendance_audit (actor, action, subject, detail) "
+                    "SELECT %(actor)s, 'day_changed', n.nip, jsonb_build_object('day', n.day, "
+                    "'reason', %(reason)s::text, "
+                    "'before', to_jsonb(o) - 'computed_at' - 'content_hash', "
+                    "'after', to_jsonb(n) - 'computed_at' - 'content_hash') "
+                    "FROM new_day n JOIN attendance_day o USING (nip, day) ORDER BY n.nip, n.day",
+                    {"actor": actor, "reason": reason})
+                cur.execute("DELETE FROM attendance_day o USING new_day n "
+                            "WHERE o.day = n.day AND o.nip = n.nip")
+            # In the primary key's order (day, then NIP as the grid's employees are sorted):
+            # the index grows at its end instead of splitting pages all over.
+            write = np.flatnonzero(is_new | is_changed)
+            write = write[np.lexsort((rows.employee[write], rows.day[write]))]
+            if write.size:
+                self._copy_days(cur, "attendance_day", rows, hashes, write, computed_at)
+        return {"rows": total, "changed": int(changed.size), "new": int(is_new.sum())}
 
     def record_uploads(self, period: str, results: Iterable[tuple[str, str, str, int | None, str]],
                        *, actor: str) -> None:

@@ -8,9 +8,10 @@ them into upload records).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 # Day status codes as they appear in recaps and exports (Bahasa Indonesia, as BKPSDM files them).
@@ -75,76 +76,76 @@ CAP_TEXT = ("Potongan dibatasi {cap}% sebulan (jumlah {total}%)",
             "Cut capped at {cap}% a month (sum {total}%)")
 
 
-def _hm(value: Any) -> str:
-    return value.strftime("%H:%M") if value is not None else "-"
+@functools.cache
+def _clock_table() -> tuple[str, ...]:
+    return tuple(f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60)
+                 for s in range(60))
 
 
-def _hms(value: Any) -> str:
-    return value.strftime("%H:%M:%S") if value is not None else "-"
+def _clock(seconds: int, with_seconds: bool = True) -> str:
+    """Seconds after the day's midnight as the machine shows them (past 24:00 for the next
+    morning of an overnight shift is shown as that morning's time)."""
+    if seconds < 0:
+        return "-"
+    text = _clock_table()[seconds % 86_400]
+    return text if with_seconds else text[:5]
+
+
+def day_cut_lines(day: date, absent: bool, tl: int, psw: int, late_min: int, early_min: int,
+                  sched_start_s: int, sched_end_s: int, in_s: int, out_s: int,
+                  late_pct: Sequence[float], early_pct: Sequence[float], absent_pct: float
+                  ) -> list[CutLine]:
+    """The lines behind one day's cut; times in seconds after the day's midnight (-1: none),
+    `late_pct[k]` the cut of the k-th late bracket (index 0: none) of the day's rule version."""
+    lines = []
+    if absent:
+        lines.append(CutLine(day, ABSENT, absent_pct, *ABSENT_TEXT))
+    if tl:
+        start = _clock(sched_start_s, False)
+        if in_s < 0:
+            text_id, text_en = NO_IN_TEXT[0].format(s=start), NO_IN_TEXT[1].format(s=start)
+        else:
+            t = _clock(in_s)
+            text_id = LATE_TEXT[0].format(m=late_min, t=t, s=start)
+            text_en = LATE_TEXT[1].format(m=late_min, t=t, s=start)
+        lines.append(CutLine(day, f"TL{tl}", late_pct[tl], text_id, text_en))
+    if psw:
+        end = _clock(sched_end_s, False)
+        if out_s < 0:
+            text_id, text_en = NO_OUT_TEXT[0].format(s=end), NO_OUT_TEXT[1].format(s=end)
+        else:
+            t = _clock(out_s)
+            text_id = EARLY_TEXT[0].format(m=early_min, t=t, s=end)
+            text_en = EARLY_TEXT[1].format(m=early_min, t=t, s=end)
+        lines.append(CutLine(day, f"PSW{psw}", early_pct[psw], text_id, text_en))
+    return lines
+
+
+def _seconds_of_day(value: Any, day: date) -> int:
+    if value is None:
+        return -1
+    return int((value - datetime.combine(day, datetime.min.time())).total_seconds())
+
+
+def cut_lines(row: dict[str, Any], late_pct: Sequence[float], early_pct: Sequence[float],
+              absent_pct: float) -> list[CutLine]:
+    """The lines behind one stored attendance_day row's cut."""
+    d = row["day"]
+    return day_cut_lines(d, row["status"] == ABSENT, row["tl"], row["psw"], row["late_min"],
+                         row["early_min"], _seconds_of_day(row["sched_start"], d),
+                         _seconds_of_day(row["sched_end"], d), _seconds_of_day(row["in_at"], d),
+                         _seconds_of_day(row["out_at"], d), late_pct, early_pct, absent_pct)
 
 
 def _pct(value: float) -> str:
     return f"{value:g}"
 
 
-def cut_lines(day: dict[str, Any], late_pct: Sequence[float], early_pct: Sequence[float],
-              absent_pct: float) -> list[CutLine]:
-    """The lines behind one day's cut (a stored attendance_day row); `late_pct[k]` is the cut
-    of the k-th late bracket (index 0: none) in the rule version of that day."""
-    lines = []
-    d = day["day"]
-    if day["status"] == ABSENT:
-        lines.append(CutLine(d, ABSENT, absent_pct, *ABSENT_TEXT))
-    if day["tl"]:
-        code = f"TL{day['tl']}"
-        texts = (NO_IN_TEXT if day["in_at"] is None else LATE_TEXT)
-        args = {"m": day["late_min"], "t": _hms(day["in_at"]), "s": _hm(day["sched_start"])}
-        lines.append(CutLine(d, code, late_pct[day["tl"]], *(t.format(**args) for t in texts)))
-    if day["psw"]:
-        code = f"PSW{day['psw']}"
-        texts = (NO_OUT_TEXT if day["out_at"] is None else EARLY_TEXT)
-        args = {"m": day["early_min"], "t": _hms(day["out_at"]), "s": _hm(day["sched_end"])}
-        lines.append(CutLine(d, code, early_pct[day["psw"]], *(t.format(**args) for t in texts)))
-    return lines
-
-
-def employee_recap(employee: dict[str, Any], period: str, totals: Sequence[dict[str, Any]],
-                   lines: Sequence[CutLine], *, cap_pct: float, last_day: date) -> EmployeeRecap:
-    """One employee's month from the per-status totals of their stored days."""
-    absences: dict[str, int] = {}
-    working = present = 0
-    tl = [0, 0, 0, 0]
-    psw = [0, 0, 0, 0]
-    cut = 0.0
-    versions: set[str] = set()
-    for row in totals:
-        versions.update(row["versions"])
-        cut += float(row["cut_pct"] or 0.0)
-        if row["status"] == OFF:
-            continue
-        working += row["days"]
-        if row["status"] == PRESENT:
-            present += row["days"]
-        else:
-            absences[row["status"]] = absences.get(row["status"], 0) + row["days"]
-        for k in range(4):
-            tl[k] += row[f"tl{k + 1}"]
-            psw[k] += row[f"psw{k + 1}"]
-    cut = round(cut, 6)
-    capped = min(cut, cap_pct)
-    all_lines = list(lines)
-    if capped < cut:
-        all_lines.append(CutLine(last_day, "BATAS", round(capped - cut, 6),
-                                 CAP_TEXT[0].format(cap=_pct(cap_pct), total=_pct(cut)),
-                                 CAP_TEXT[1].format(cap=_pct(cap_pct), total=_pct(cut))))
-    return EmployeeRecap(
-        nip=employee["nip"], name=employee["name"], skpd=employee["skpd"],
-        skpd_name=employee.get("skpd_name") or employee["skpd"],
-        unit=employee.get("unit_name") or employee["unit"], position=employee["position"],
-        period=period, rules_version=", ".join(sorted(versions)), working_days=working,
-        present_days=present, tl=tuple(tl), psw=tuple(psw),  # type: ignore[arg-type]
-        absences=dict(sorted(absences.items())), cut_uncapped_pct=cut, cut_pct=capped,
-        lines=tuple(all_lines))
+def cap_line(last_day: date, cap_pct: float, total_pct: float) -> CutLine:
+    """The monthly cap's line: a negative cut bringing the month down to the cap."""
+    return CutLine(last_day, "BATAS", round(cap_pct - total_pct, 6),
+                   CAP_TEXT[0].format(cap=_pct(cap_pct), total=_pct(total_pct)),
+                   CAP_TEXT[1].format(cap=_pct(cap_pct), total=_pct(total_pct)))
 
 
 def skpd_recaps(recaps: Sequence[EmployeeRecap]) -> list[SkpdRecap]:

@@ -30,15 +30,34 @@ class BinaryCopyError(ValueError):
     """The stream is not the binary COPY layout the caller expected."""
 
 
+class TextVocabulary:
+    """The byte rows of a column's distinct texts (None: NULL), built once and gathered by
+    index for every chunk of rows."""
+
+    def __init__(self, values: Sequence[str | None]) -> None:
+        encoded = [None if v is None else v.encode() for v in values]
+        width = max([len(e) for e in encoded if e is not None], default=0)
+        sizes = np.array([-1 if e is None else len(e) for e in encoded], ">i4")
+        self.sizes = np.maximum(sizes.astype(np.int64), 0)
+        self.table = np.zeros((len(encoded), 4 + width), np.uint8)
+        self.mask = np.zeros((len(encoded), 4 + width), bool)
+        self.table[:, :4] = sizes.view(np.uint8).reshape(-1, 4)
+        self.mask[:, :4] = True
+        for i, item in enumerate(encoded):
+            if item:
+                self.table[i, 4:4 + len(item)] = np.frombuffer(item, np.uint8)
+                self.mask[i, 4:4 + len(item)] = True
+
+
 @dataclass(frozen=True)
 class Column:
     """One column: `kind` is a key of the fixed types or "text"; for text, `values` are indices
-    into `vocabulary` (None in it is NULL); `null` marks NULL rows of fixed types."""
+    into `vocabulary` (a None in it is NULL); `null` marks NULL rows of fixed types."""
 
     kind: str
     values: np.ndarray
     null: np.ndarray | None = None
-    vocabulary: Sequence[str | None] = ()
+    vocabulary: Sequence[str | None] | TextVocabulary = ()
 
 
 def _fixed(column: Column) -> tuple[np.ndarray, np.ndarray]:
@@ -55,18 +74,13 @@ def _fixed(column: Column) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _text(column: Column) -> tuple[np.ndarray, np.ndarray]:
-    encoded = [None if v is None else v.encode() for v in column.vocabulary]
-    width = max([len(e) for e in encoded if e is not None], default=0)
-    table = np.zeros((len(encoded), 4 + width), np.uint8)
-    table_mask = np.zeros((len(encoded), 4 + width), bool)
-    for i, item in enumerate(encoded):
-        size = -1 if item is None else len(item)
-        table[i, :4] = np.frombuffer(np.array(size, ">i4").tobytes(), np.uint8)
-        table_mask[i, :4] = True
-        if item:
-            table[i, 4:4 + len(item)] = np.frombuffer(item, np.uint8)
-            table_mask[i, 4:4 + len(item)] = True
-    return table[column.values], table_mask[column.values]
+    vocabulary = column.vocabulary
+    if not isinstance(vocabulary, TextVocabulary):
+        vocabulary = TextVocabulary(vocabulary)
+    # Only as wide as the longest text these rows use: a long but rare text (a holiday's name)
+    # must not widen every row of the matrix.
+    width = 4 + int(vocabulary.sizes[np.unique(column.values)].max(initial=0))
+    return vocabulary.table[column.values, :width], vocabulary.mask[column.values, :width]
 
 
 def encode(columns: Sequence[Column], *, header: bool = True, trailer: bool = True) -> bytes:

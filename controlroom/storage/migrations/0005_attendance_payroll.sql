@@ -79,10 +79,10 @@ CREATE TABLE attendance_day (
     punches        smallint    NOT NULL,
     holiday        text,
     rules_version  text        NOT NULL,
+    content_hash   bigint      NOT NULL,       -- of all the above: a recompute writes what differs
     computed_at    timestamptz NOT NULL,
     PRIMARY KEY (day, nip)
 );
-CREATE INDEX attendance_day_by_nip ON attendance_day (nip, day);
 
 CREATE TABLE attendance_audit (
     id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
