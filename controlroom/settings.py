@@ -149,6 +149,17 @@ class TrafficSettings(_Section):
         return self
 
 
+class SimpegSettings(_Section):
+    """The region's SIMPEG REST API (OAuth2 client credentials)."""
+
+    base_url: str = Field(pattern=r"^https?://", description="e.g. https://simpeg.example.go.id")
+    client_id: str = Field(min_length=1, max_length=200)
+    client_secret: SecretStr = Field(description="Kept out of logs and `kota config show`.")
+    timeout_s: float = Field(10.0, gt=0, le=300, description="Per request.")
+    retries: int = Field(3, ge=0, le=10, description="Retries of a failed request (5xx, "
+                         "timeouts, dropped connections) with exponential back-off.")
+
+
 class AttendanceSettings(_Section):
     """Attendance machines as the control room watches them (punches are always stored)."""
 
@@ -160,6 +171,16 @@ class AttendanceSettings(_Section):
                                   "user memory in use that raises the capacity alarm.")
     clock_drift_s: float = Field(60.0, ge=1, le=86400, description="Machine clock error that "
                                  "raises the drift alarm (the edge corrects smaller ones).")
+    rules_file: Path | None = Field(None, description="The region's attendance rule file "
+                                    "(schedules, holidays, TL/PSW brackets, leave types); the "
+                                    "shipped default (Perpres 21/2023, 2026 holidays) if unset. "
+                                    "Check one with `kota attendance rules check FILE`.")
+    simpeg: SimpegSettings | None = Field(None, description="The region's SIMPEG (employees, "
+                                          "units, leave in; recaps out); no sync if unset.")
+    signer_title: str = Field("Kepala BKPSDM", max_length=120, description="Who signs the "
+                              "recap printed for filing.")
+    signer_name: str = Field("", max_length=120, description="Their name on the recap.")
+    signer_nip: str = Field("", pattern=r"^([0-9]{18})?$", description="Their NIP on the recap.")
 
 
 Role = Literal["viewer", "operator", "supervisor", "admin"]
