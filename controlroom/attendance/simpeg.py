@@ -280,13 +280,13 @@ def _canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def idempotency_key(period: str, records: Sequence[dict[str, Any]]) -> str:
+def idempotency_key(period: str, records: Sequence[dict[str, Any]], attempt: str = "") -> str:
     """The same batch (period, NIPs, content) always has the same key, so a batch retried
     after its answer was lost is replayed or found duplicate, never stored twice."""
     ordered = sorted(records, key=lambda rec: rec["nip"])
     content = hashlib.sha256(_canonical(ordered)).hexdigest()
     nips = ",".join(rec["nip"] for rec in ordered)
-    digest = hashlib.sha256(f"{period}\n{nips}\n{content}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{period}\n{nips}\n{content}\n{attempt}".encode()).hexdigest()
     return f"kotapintar-rekap-{period}-{digest[:40]}"
 
 
@@ -378,12 +378,14 @@ class SimpegClient:
     # ------------------------------------------------------------------ writing
 
     def upload_recaps(self, period: str, records: Sequence[EmployeeRecap],
-                      batch_size: int = 500) -> UploadReport:
+                      batch_size: int = 500, *, attempt: str = "") -> UploadReport:
         """Upload one period's recaps in batches (sorted by NIP, so the same recaps always
         make the same batches and the same Idempotency-Keys). A batch SIMPEG already answered
         is replayed by SIMPEG; its accepted records then count as duplicates, since this call
-        changed nothing. Raises SimpegUnavailable after the retries; batches sent before stay
-        stored, and calling again is safe."""
+        changed nothing. A different `attempt` (a deliberate resend) makes new keys, so SIMPEG
+        processes the batches afresh instead of replaying its earlier answers. Raises
+        SimpegUnavailable after the retries; batches sent before stay stored, and calling again
+        is safe."""
         if not PERIOD_RE.match(period):
             raise ValueError(f"period {period!r} is not YYYY-MM")
         if not 1 <= batch_size <= MAX_BATCH:
@@ -399,7 +401,7 @@ class SimpegClient:
         rejected: list[tuple[str, str]] = []
         for start in range(0, len(rows), batch_size):
             batch = rows[start:start + batch_size]
-            results, replayed = self._upload_batch(period, batch)
+            results, replayed = self._upload_batch(period, batch, attempt)
             batches += 1
             for rec in batch:
                 result = results.get(rec["nip"])
@@ -416,9 +418,9 @@ class SimpegClient:
             log.warning("SIMPEG rejected the %s recap of %s: %s", period, nip, reason)
         return UploadReport(accepted, duplicate, tuple(rejected), revised, batches)
 
-    def _upload_batch(self, period: str, batch: list[dict[str, Any]]
+    def _upload_batch(self, period: str, batch: list[dict[str, Any]], attempt: str = ""
                       ) -> tuple[dict[str, dict[str, Any]], bool]:
-        key = idempotency_key(period, batch)
+        key = idempotency_key(period, batch, attempt)
         body = json.dumps({"periode": period, "records": batch}, separators=(",", ":"),
                           ensure_ascii=False).encode()  # the same bytes on every retry
         response = self._call("POST", RECAP_PATH, content=body,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -40,6 +41,17 @@ class PullReport:
                 f"changed employees, {self.machine_ids} machine ids, leave: "
                 f"{self.leave_added} added, {self.leave_changed} changed, {self.leave_revoked} "
                 f"cancelled; {len(self.skipped)} records skipped")
+
+
+@dataclass(frozen=True)
+class PushReport:
+    sent: UploadReport  # what SIMPEG answered for the recaps sent
+    unchanged: int  # recaps SIMPEG already held with this content: not sent
+
+    def summary(self) -> str:
+        r = self.sent
+        return (f"{r.accepted} accepted ({r.revised} as a new revision), {r.duplicate} already "
+                f"held, {len(r.rejected)} rejected, {self.unchanged} unchanged and not sent")
 
 
 def months_between(first: date, last: date) -> set[str]:
@@ -132,13 +144,25 @@ class SimpegSync:
             "summary": report.summary(), "skipped": report.skipped[:100]})
         return report
 
-    def push(self, period: str, *, actor: str) -> UploadReport:
-        """Upload the month's recap (from the stored days); what SIMPEG answered for each
-        employee is kept. Safe to repeat: the same recap is one record on SIMPEG."""
+    def push(self, period: str, *, actor: str, resend: bool = False) -> PushReport:
+        """Upload the month's recap (from the stored days) and keep what SIMPEG answered for
+        each employee. Recaps SIMPEG already accepted with this exact content are not sent
+        again (unless `resend`); a rejected one is, once its cause may be gone. Safe to repeat:
+        the same recap is one record on SIMPEG, and a batch retried after a lost answer is
+        recognised by its Idempotency-Key."""
         recaps, _ = self.payroll.recap(period)
-        report = self.client.upload_recaps(period, recaps)
+        hashes = {r.nip: content_hash(recap_record(r)) for r in recaps}
+        held = {u["nip"]: u["content_hash"] for u in self.store.uploads(period)
+                if u["status"] == "accepted"}
+        send = [r for r in recaps if resend or held.get(r.nip) != hashes[r.nip]]
+        # A deliberate resend must be processed again, not answered from SIMPEG's memory of
+        # the first upload (whose rejections may no longer hold).
+        attempt = uuid.uuid4().hex if resend else ""
+        report = (self.client.upload_recaps(period, send, attempt=attempt) if send
+                  else UploadReport(0, 0, ()))
         rejected = dict(report.rejected)
-        self.store.record_uploads(period, [
-            (r.nip, content_hash(recap_record(r)), "rejected" if r.nip in rejected else
-             "accepted", None, rejected.get(r.nip, "")) for r in recaps], actor=actor)
-        return report
+        if send:
+            self.store.record_uploads(period, [
+                (r.nip, hashes[r.nip], "rejected" if r.nip in rejected else "accepted", None,
+                 rejected.get(r.nip, "")) for r in send], actor=actor)
+        return PushReport(report, unchanged=len(recaps) - len(send))
