@@ -2,7 +2,8 @@
 service (when a city layout is configured) and the web API, starts them in order and stops
 them in reverse. Nothing else wires components together.
 
-Start order: city layout (validated first, so a bad file stops nothing half-started) →
+Start order: city layout and attendance rules (validated first, so a bad file stops nothing
+half-started) →
 database pool → ingest → traffic service (restores open alarms and active overrides) → MQTT
 link (announces the control room online, retained, with an offline will) → web API."""
 
@@ -16,6 +17,9 @@ from typing import Any
 import uvicorn
 
 from controlroom.attendance.alarms import AlarmThresholds
+from controlroom.attendance.payroll import Payroll
+from controlroom.attendance.payroll_store import PayrollStore
+from controlroom.attendance.rules import load_rules
 from controlroom.attendance.service import AttendanceService
 from controlroom.attendance.store import AttendanceStore
 from controlroom.ingest import Inbound, Ingest
@@ -71,6 +75,9 @@ class ControlRoom:
     def _start(self) -> None:
         traffic = self._settings.traffic
         layout = load_layout(traffic.layout) if traffic.layout is not None else None
+        # The region's attendance rules, validated before anything starts (RulesError names
+        # the file and key).
+        rules = load_rules(self._settings.attendance.rules_file)
         self._pool = open_pool(self._conninfo, self._database.pool_min, self._database.pool_max)
         self.store = Store(self._pool)
         self.link = ControlRoomLink(self._settings.mqtt, self._settings.client_id, self._on_message,
@@ -104,7 +111,9 @@ class ControlRoom:
         app = create_api(self.store, self.health, city=self._city, timezone=self._timezone,
                          stale_after_s=self._settings.edge_stale_s, traffic=self.traffic,
                          keys=KeyRing(self._settings.api_keys), attendance=attendance_store,
-                         machine_stale_after_s=att.stale_after_s)
+                         machine_stale_after_s=att.stale_after_s,
+                         payroll=Payroll(PayrollStore(self._pool), rules),
+                         signer=(att.signer_title, att.signer_name, att.signer_nip))
         config = uvicorn.Config(app, host=self._settings.http_host, port=self._settings.http_port,
                                 log_level="warning", access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)

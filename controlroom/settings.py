@@ -183,7 +183,7 @@ class AttendanceSettings(_Section):
     signer_nip: str = Field("", pattern=r"^([0-9]{18})?$", description="Their NIP on the recap.")
 
 
-Role = Literal["viewer", "operator", "supervisor", "admin"]
+Role = Literal["viewer", "operator", "supervisor", "admin", "bkpsdm"]
 
 
 class ApiKey(_Section):
@@ -192,7 +192,8 @@ class ApiKey(_Section):
     user: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$", description="User name written to the "
                       "audit log.")
     role: Role = Field(description="viewer (read only), operator, supervisor or admin (may "
-                       "override signals).")
+                       "override signals), bkpsdm (attendance clerk: may enter leave and "
+                       "recompute; admin may too).")
     key: SecretStr = Field(min_length=16, description="The secret sent in the X-API-Key header.")
 
 

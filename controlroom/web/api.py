@@ -18,11 +18,13 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from controlroom.attendance.payroll import Payroll
 from controlroom.attendance.store import AttendanceStorageError, AttendanceStore
 from controlroom.storage.store import AuditRecord, StorageError, Store
 from controlroom.traffic.access import KeyRing, Operator
 from controlroom.traffic.service import OperatorActionError, TrafficService
 from controlroom.web.attendance import attendance_router
+from controlroom.web.payroll import payroll_router
 from edge.contract import MAX_PHASES, PlanBody
 
 
@@ -57,7 +59,8 @@ class ReleaseRequest(BaseModel):
 def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str, timezone: str,
                stale_after_s: float, traffic: TrafficService | None = None,
                keys: KeyRing | None = None, attendance: AttendanceStore | None = None,
-               machine_stale_after_s: float = 300.0) -> FastAPI:
+               machine_stale_after_s: float = 300.0, payroll: Payroll | None = None,
+               signer: tuple[str, str, str] = ("Kepala BKPSDM", "", "")) -> FastAPI:
     app = FastAPI(title="Kota Pintar control room", version="0.1.0",
                   description="Edges, intersections, alarms, operator overrides and the state "
                   "of the control room.")
@@ -72,6 +75,9 @@ def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str,
         app.include_router(attendance_router(attendance, keyring,
                                              stale_after_s=machine_stale_after_s,
                                              jsonable=_jsonable))
+    if payroll is not None:
+        app.include_router(payroll_router(payroll, keyring, jsonable=_jsonable, city=city,
+                                          signer=signer))
 
     def may_override(request: Request, intersection_id: str) -> Operator:
         operator = keyring.lookup(request.headers.get("x-api-key"))
