@@ -601,6 +601,12 @@ def cmd_sync(args: argparse.Namespace, ctx: _Context) -> int:
                          "client_id and client_secret to the settings file")
     period = args.month or _current_month()
     first, last = month_bounds(period)
+    # The engine judges a working day with no punch as TK whether or not it has come yet, so
+    # the recap of a month not over holds its remaining days as absences: not for payroll.
+    unfinished = last >= date.today()
+    if args.push_only and unfinished:
+        raise UsageError(f"{period} is not over yet: its recap counts the days still to come "
+                         "as absent; push it once the month has ended")
     with SimpegClient(settings.base_url, settings.client_id, settings.client_secret,
                       timeout_s=settings.timeout_s, retries=settings.retries) as client:
         sync = SimpegSync(client, ctx.payroll)
@@ -616,7 +622,10 @@ def cmd_sync(args: argparse.Namespace, ctx: _Context) -> int:
                 # The month itself too: new or changed employees need their days judged.
                 _recompute_months(ctx, sorted(pulled.months | {period}), actor=args.by,
                                   reason="SIMPEG sync")
-            if not args.pull_only:
+            if unfinished and not args.pull_only:
+                print(f"not pushed: {period} is not over yet (its remaining days would count "
+                      "as absent); the recap is pushed by a sync once the month has ended")
+            elif not args.pull_only:
                 step = "push"
                 _progress(f"pushing the {period} recap to {settings.base_url} …")
                 pushed = sync.push(period, actor=args.by, resend=args.resend)
@@ -838,7 +847,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "units, employees with their machine ids and the leave overlapping the month; "
             "recompute the month and every month the leave changes touch (reason \"SIMPEG "
             "sync\"); then push the month's recap (only the recaps SIMPEG does not hold yet "
-            "with this content, unless --resend). Prints the summaries, every skipped record "
+            "with this content, unless --resend; a month not over yet is not pushed, as its "
+            "days still to come count as absent). Prints the summaries, every skipped record "
             "and every NIP SIMPEG rejected with its reason. If SIMPEG becomes unavailable the "
             "command stops with exit 1; what was done before stays done and a repeat is safe.",
             "Examples: `kota attendance sync --month 2026-11`; `kota attendance sync "

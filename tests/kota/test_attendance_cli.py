@@ -235,6 +235,18 @@ def test_sync_recap_late_leave_export_and_audit(capsys, tmp_path: Path, pg_url: 
     assert absent in csv_file.read_text(encoding="utf-8-sig")
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".rekap")) == []
 
+    # Revoked, the three days are absences again; a second revoke is refused.
+    code, out, err = run(capsys, config, "leave", "revoke", leave_id, "--reason", "surat palsu")
+    assert code == 0, err
+    assert f"3 changed, 0 new (leave {leave_id} revoked)" in err
+    code, out, _ = run(capsys, config, "recap", "--month", MONTH, "--json")
+    assert json.loads(out)["totals"]["tk_days"] == tk_before
+    code, _, err = run(capsys, config, "leave", "revoke", leave_id, "--reason", "lagi")
+    assert code == 2 and "already revoked" in err
+    # A month not over is pulled and recomputed, never pushed (its days to come count as TK).
+    code, out, err = run(capsys, config, "sync", "--month", date.today().strftime("%Y-%m"))
+    assert code == 0 and "not pushed" in out, err
+
 
 def test_roster_import_with_a_bad_row_stores_nothing(capsys, tmp_path: Path,
                                                      pg_url: str) -> None:
@@ -271,6 +283,15 @@ def test_roster_import_with_a_bad_row_stores_nothing(capsys, tmp_path: Path,
     assert "2 roster day(s) stored for 1 employee(s)" in out
     code, out, _ = run(capsys, config, "audit", "--action", "roster_set")
     assert "roster_set" in out
+    code, _, err = run(capsys, config, "roster", "set", "--nip", nurse, "--from", "2026-10-08",
+                       "--to", "2026-10-09", "--shift", "X")
+    assert code == 2 and "shift 'X' is not in the rules" in err
+    code, out, err = run(capsys, config, "roster", "set", "--nip", nurse, "--from",
+                         "2026-10-08", "--to", "2026-10-09", "--shift", "M")
+    assert code == 0 and "2 roster day(s) stored" in out, err
+    assert "recomputed 1 employee(s), 31 days" in err
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM attendance_roster").fetchone()[0] == 4
 
 
 def test_sync_with_simpeg_unreachable_or_not_configured(capsys, tmp_path: Path,
