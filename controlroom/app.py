@@ -18,10 +18,13 @@ import uvicorn
 
 from controlroom.attendance.alarms import AlarmThresholds
 from controlroom.attendance.payroll import Payroll
+from controlroom.attendance.payroll_job import PayrollJob
 from controlroom.attendance.payroll_store import PayrollStore
 from controlroom.attendance.rules import load_rules
 from controlroom.attendance.service import AttendanceService
+from controlroom.attendance.simpeg import SimpegClient
 from controlroom.attendance.store import AttendanceStore
+from controlroom.attendance.sync import SimpegSync
 from controlroom.ingest import Inbound, Ingest
 from controlroom.link import ControlRoomLink
 from controlroom.settings import ControlRoomSettings, DatabaseSettings
@@ -52,6 +55,8 @@ class ControlRoom:
         self.link: ControlRoomLink | None = None
         self.traffic: TrafficService | None = None
         self.attendance: AttendanceService | None = None
+        self.payroll_job: PayrollJob | None = None
+        self._simpeg: SimpegClient | None = None
         self.started_at = time.time()
 
     @property
@@ -103,8 +108,21 @@ class ControlRoom:
             alive_within_s = max(2.0, 10 * traffic.tick_s)
             service = self.traffic
             self.link.set_healthy(lambda: service.alive(alive_within_s))
+        payroll = Payroll(PayrollStore(self._pool), rules)
+        if att.payroll_interval_s > 0:
+            sync = None
+            if att.simpeg is not None:
+                self._simpeg = SimpegClient(att.simpeg.base_url, att.simpeg.client_id,
+                                            att.simpeg.client_secret,
+                                            timeout_s=att.simpeg.timeout_s,
+                                            retries=att.simpeg.retries)
+                sync = SimpegSync(self._simpeg, payroll)
+            self.payroll_job = PayrollJob(payroll, sync, interval_s=att.payroll_interval_s,
+                                          previous_until_day=att.previous_month_until_day)
         self.ingest.start()
         self.attendance.start()
+        if self.payroll_job is not None:
+            self.payroll_job.start()
         if self.traffic is not None:
             self.traffic.start()
         self.link.start()
@@ -112,7 +130,7 @@ class ControlRoom:
                          stale_after_s=self._settings.edge_stale_s, traffic=self.traffic,
                          keys=KeyRing(self._settings.api_keys), attendance=attendance_store,
                          machine_stale_after_s=att.stale_after_s,
-                         payroll=Payroll(PayrollStore(self._pool), rules),
+                         payroll=payroll,
                          signer=(att.signer_title, att.signer_name, att.signer_nip))
         config = uvicorn.Config(app, host=self._settings.http_host, port=self._settings.http_port,
                                 log_level="warning", access_log=False, lifespan="off")
@@ -143,6 +161,7 @@ class ControlRoom:
             "ingest": {**self.ingest.stats.as_dict(), "backlog": self.ingest.backlog()},
             "traffic": self.traffic.health() if self.traffic is not None else None,
             "attendance": self.attendance.health() if self.attendance is not None else None,
+            "payroll": self.payroll_job.health() if self.payroll_job is not None else None,
         }
 
     def stop(self) -> None:
@@ -153,6 +172,10 @@ class ControlRoom:
         # Stop sending commands, then disconnect, then store what is queued. Its QoS 1 messages
         # stay unacknowledged, so the broker redelivers them to the persistent session and
         # storage drops the copies.
+        if self.payroll_job is not None:
+            self.payroll_job.stop()
+        if self._simpeg is not None:
+            self._simpeg.close()
         if self.traffic is not None:
             self.traffic.stop()
         if self.link is not None:

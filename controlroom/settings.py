@@ -177,6 +177,14 @@ class AttendanceSettings(_Section):
                                     "Check one with `kota attendance rules check FILE`.")
     simpeg: SimpegSettings | None = Field(None, description="The region's SIMPEG (employees, "
                                           "units, leave in; recaps out); no sync if unset.")
+    payroll_interval_s: float = Field(3600.0, ge=0, le=7 * 86400, description="How often the "
+                                      "control room pulls from SIMPEG, recomputes the current "
+                                      "month (and the previous one in a month's first days) "
+                                      "and pushes the recaps; 0: only by hand (`kota "
+                                      "attendance …`).")
+    previous_month_until_day: int = Field(10, ge=0, le=28, description="Until this day of a "
+                                          "month the previous month is recomputed too (late "
+                                          "leave still arrives).")
     signer_title: str = Field("Kepala BKPSDM", max_length=120, description="Who signs the "
                               "recap printed for filing.")
     signer_name: str = Field("", max_length=120, description="Their name on the recap.")

@@ -11,21 +11,25 @@ the production and simulator code, unmodified.
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from firmware_sim.zk.machine import ZkMachine
 from firmware_sim.zk.profiles import MachineConfig
-from firmware_sim.zk.seed import seed_machine
+from firmware_sim.zk.seed import seed_machine, staff
 from firmware_sim.zk.server import ZkEmulatorThread
 from simulators.office import OfficeStaff, plan_day
+from simulators.simpeg import Employee, Leave, MachineUserId, SimpegWorld, Unit
 
 log = logging.getLogger("kota.office")
 
 # (office, machine profile): a city hall, the civil-service agency and a health office.
 OFFICES = (("Sekretariat Daerah", "colour"), ("BKPSDM", "newer"), ("Dinas Kesehatan", "older"))
+# Their SKPD codes in SIMPEG (the emulated one of the demo).
+SKPD_CODES = {"Sekretariat Daerah": "SETDA", "BKPSDM": "BKPSDM", "Dinas Kesehatan": "DINKES"}
 STAFF_PER_MACHINE = 60
 HISTORY_PUNCHES = 3000  # the previous weeks, still on the machines
 ARRIVAL_WINDOW_S = 1200.0  # the morning's check-ins spread over the first 20 minutes
@@ -85,3 +89,38 @@ class Offices:
                             "office": e.office, "pull_interval_s": 30.0, "timeout_s": 10.0}
                            for e in self.endpoints],
         }
+
+
+def simpeg_world(count: int, *, seed: int = 1, today: date | None = None) -> SimpegWorld:
+    """The demo region's SIMPEG: one SKPD per office, and every person enrolled on the offices'
+    machines (``Offices(count, seed=seed)``) as an employee with a valid NIP, mapped to the
+    short numeric id that machine knows them by; a few of them on leave this month."""
+    today = today or date.today()
+    rng = random.Random(seed)
+    world = SimpegWorld(today=today)
+    taken: set[str] = set()
+    for k in range(count):
+        office = OFFICES[k % len(OFFICES)][0]
+        code = SKPD_CODES[office]
+        world.units.setdefault(code, Unit(code, office, None, code))
+        serial = f"KPDEMO{k + 1:04d}"
+        for user in staff(STAFF_PER_MACHINE, seed=seed + k):
+            female = rng.random() < 0.5
+            while True:
+                birth = date(1968, 1, 1) + timedelta(days=rng.randrange(27 * 365))
+                start = min(birth.year + rng.randrange(22, 32), today.year - 1)
+                nip = (f"{birth:%Y%m%d}{start:04d}{rng.randrange(1, 13):02d}"
+                       f"{2 if female else 1}{rng.randrange(1, 1000):03d}")
+                if nip not in taken:
+                    break
+            taken.add(nip)
+            world.employees[nip] = Employee(nip, user.name, code, "Pelaksana",
+                                            machine_ids=[MachineUserId(serial, user.user_id)])
+    # Leave this month for one in twenty: annual, sick or official travel, two days each.
+    first = today.replace(day=1)
+    for n, nip in enumerate(sorted(world.employees)[::20]):
+        start = first + timedelta(days=rng.randrange(0, 20))
+        world.leave[f"DEMO-{n + 1}"] = Leave(f"DEMO-{n + 1}", nip, rng.choice(("CT", "CS", "DL")),
+                                             start, start + timedelta(days=1),
+                                             f"800/{n + 1}/BKPSDM/{today.year}")
+    return world

@@ -32,8 +32,10 @@ DAY_S = 86_400
 NONE = -1
 
 # Day status (the `status` array)
-OFF, PRESENT, ABSENT, LEAVE = 0, 1, 2, 3
-STATUS_CODES = ("L", "H", "TK", "")  # LEAVE days carry the leave type's code instead
+OFF, PRESENT, ABSENT, LEAVE, PENDING = 0, 1, 2, 3, 4
+# The stored codes of OFF, PRESENT, ABSENT and PENDING (a working day not yet over: never
+# judged absent before it has passed); LEAVE days carry the leave type's code instead.
+BASE_CODES = ("L", "H", "TK", "-")
 
 # Flags (the `flags` bitmask): what a clerk may want to look at, whatever the status.
 DOUBLE_PUNCH = 1  # two punches within duplicate_s (one counted)
@@ -104,6 +106,7 @@ class DayPlan:
     unknown_group: np.ndarray  # bool [E]
     leave_codes: tuple[str, ...]
     holiday_names: tuple[str, ...]
+    due: np.ndarray  # bool [D2]: the day is over and may be judged (else PENDING)
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ class DayResults:
     plan, i.e. midnight of first_day - 1)."""
 
     first_day: date
-    status: np.ndarray  # int8: OFF, PRESENT, ABSENT, LEAVE
+    status: np.ndarray  # int8: OFF, PRESENT, ABSENT, LEAVE, PENDING
     leave: np.ndarray  # int16: index into leave_codes or NONE
     start_s: np.ndarray  # int64: scheduled start or NONE
     end_s: np.ndarray
@@ -158,7 +161,8 @@ def _in_ramadan(version: RuleVersion, day: date) -> bool:
 
 
 def plan_days(rules: Rules, first_day: date, last_day: date, groups: Sequence[str],
-              *, leave: Sequence[LeaveSpan] = (), roster: Sequence[RosterEntry] = ()) -> DayPlan:
+              *, leave: Sequence[LeaveSpan] = (), roster: Sequence[RosterEntry] = (),
+              judged_until: date | None = None) -> DayPlan:
     """Expand the rules into each employee's schedule and leave, day by day.
 
     `groups` holds each employee's schedule group (SIMPEG's kelompok jadwal; "" for the
@@ -269,8 +273,10 @@ def plan_days(rules: Rules, first_day: date, last_day: date, groups: Sequence[st
         order = np.argsort(bits & 1, kind="stable")
         leave_idx[rows[order], cols_l[order]] = codes[order]
 
+    # Days after `judged_until` (today and later, for a month not over) are not judged yet.
+    due = np.array([judged_until is None or day <= judged_until for day in days])
     return DayPlan(first_day, n_days, versions, start, end, leave_idx, excuse, holiday,
-                   unknown, leave_codes, tuple(holiday_names))
+                   unknown, leave_codes, tuple(holiday_names), due)
 
 
 def _version_tables(rules: Rules) -> dict[str, np.ndarray]:
@@ -393,9 +399,12 @@ def judge(rules: Rules, plan: DayPlan, punches: Punches) -> DayResults:
     # Judge every cell, then keep the period's days (margin days were only there for windows).
     vers = np.broadcast_to(plan.version[None, :], (n_emp, d2)).reshape(-1)
     excuse = plan.excuse.reshape(-1)
-    working = start_flat != NONE
+    scheduled = start_flat != NONE
     has_in, has_out = in_s != NONE, out_s != NONE
-    day_leave = working & (excuse & 1).astype(bool)
+    day_leave = scheduled & (excuse & 1).astype(bool)  # known ahead: shown on future days too
+    not_due = ~np.repeat(plan.due[None, :], n_emp, axis=0).reshape(-1)
+    pending = scheduled & not_due & ~day_leave
+    working = scheduled & ~pending
     absent = working & ~day_leave & ~has_in & ~has_out
     present = working & ~day_leave & ~absent
 
@@ -419,6 +428,7 @@ def judge(rules: Rules, plan: DayPlan, punches: Punches) -> DayResults:
     status[present] = PRESENT
     status[absent] = ABSENT
     status[day_leave] = LEAVE
+    status[pending] = PENDING
 
     flags |= np.where(day_leave & (counts > 0), LEAVE_WITH_PUNCH, 0).astype(np.int32)
     flags |= np.where(present & ~has_in, NO_IN, 0).astype(np.int32)

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -68,6 +69,20 @@ class RecomputeReport:
     extra: Any = None  # what `while_storing` returned
 
 
+# Stored status codes: engine.BASE_CODES, then the rules' leave codes.
+OFF_INDEX, PRESENT_INDEX, ABSENT_INDEX, PENDING_INDEX = (
+    engine.BASE_CODES.index(c) for c in ("L", "H", "TK", "-"))
+
+
+def _status_index(status: np.ndarray, leave: np.ndarray) -> np.ndarray:
+    """The engine's status (and leave index) → the index of the stored code."""
+    code = np.select([status == engine.OFF, status == engine.PRESENT, status == engine.ABSENT,
+                      status == engine.PENDING],
+                     [OFF_INDEX, PRESENT_INDEX, ABSENT_INDEX, PENDING_INDEX],
+                     len(engine.BASE_CODES) + leave)
+    return code.reshape(-1)
+
+
 def day_rows(results: engine.DayResults, nips: Sequence[str], machines: Sequence[str],
              rules: Rules) -> DayRows:
     """The engine's [E, D] arrays flattened into stored rows."""
@@ -81,12 +96,12 @@ def day_rows(results: engine.DayResults, nips: Sequence[str], machines: Sequence
 
     status = results.status.astype(np.int64)
     leave = results.leave.astype(np.int64)
-    status_index = np.where(status == engine.LEAVE, 3 + leave, status).reshape(-1)
+    status_index = _status_index(status, leave)
     days = np.datetime64(results.first_day, "D") + np.arange(n_days)
     return DayRows(
         nips=nips, employee=np.repeat(np.arange(n_emp), n_days),
         day=np.tile(days, n_emp), status=status_index,
-        status_vocabulary=[*engine.STATUS_CODES[:3], *results.leave_codes],
+        status_vocabulary=[*engine.BASE_CODES, *results.leave_codes],
         sched_start=when(results.start_s), sched_end=when(results.end_s),
         in_at=when(results.in_s), out_at=when(results.out_s),
         in_device=results.in_machine.reshape(-1), out_device=results.out_machine.reshape(-1),
@@ -102,9 +117,18 @@ def day_rows(results: engine.DayResults, nips: Sequence[str], machines: Sequence
 class Payroll:
     """The BKPSDM side of attendance over the payroll store and the region's rules."""
 
-    def __init__(self, store: PayrollStore, rules: Rules) -> None:
+    def __init__(self, store: PayrollStore, rules: Rules, *,
+                 today: Callable[[], date] | None = None) -> None:
         self.store = store
         self.rules = rules
+        self._today = today or self._region_today
+
+    def _region_today(self) -> date:
+        return datetime.now(ZoneInfo(self.rules.file.timezone)).date()
+
+    def judged_until(self) -> date:
+        """The last day that is over in the region: today is still pending."""
+        return self._today() - timedelta(days=1)
 
     # --- recompute ---------------------------------------------------------------------------
 
@@ -143,7 +167,8 @@ class Payroll:
             try:
                 plan = engine.plan_days(self.rules, first_day, last_day,
                                         [e["schedule_group"] for e in employees],
-                                        leave=leave, roster=roster)
+                                        leave=leave, roster=roster,
+                                        judged_until=self.judged_until())
             except ValueError as exc:
                 raise PayrollInputError(str(exc)) from exc
             timer["plan_s"] = time.perf_counter() - t
@@ -203,7 +228,7 @@ class Payroll:
         versions = self.rules.file.versions
         labels = [self.rules.label(v) for v in versions]
         leave_codes = sorted({c for v in versions for c in v.leave_types})
-        return [*engine.STATUS_CODES[:3], *leave_codes], labels
+        return [*engine.BASE_CODES, *leave_codes], labels
 
     def recap(self, period: str, *, skpd: str | None = None
               ) -> tuple[list[EmployeeRecap], list[SkpdRecap]]:
@@ -231,7 +256,7 @@ class Payroll:
         return {
             "employee": np.repeat(np.arange(n_emp), n_days),
             "day": np.tile(np.arange(n_days), n_emp),
-            "status": np.where(status == engine.LEAVE, 3 + r.leave, status).reshape(-1),
+            "status": _status_index(status, r.leave.astype(np.int64)),
             "tl": r.tl.reshape(-1), "psw": r.psw.reshape(-1), "cut_pct": r.cut_pct.reshape(-1),
             "version": np.tile(r.version, n_emp), "late_min": r.late_min.reshape(-1),
             "early_min": r.early_min.reshape(-1), "sched_start": of_day(r.start_s),
@@ -264,7 +289,8 @@ class Payroll:
             if not days_in[i]:
                 continue
             counts = by_status_l[i]
-            absences = {statuses[k]: counts[k] for k in range(2, n_status) if counts[k]}
+            absences = {statuses[k]: counts[k] for k in range(2, n_status)
+                        if counts[k] and k != PENDING_INDEX}
             own = lines[bounds[i]:bounds[i + 1]]
             total = cut_l[i]
             capped = min(total, cap)
@@ -275,7 +301,8 @@ class Payroll:
                 unit=e["unit_name"], position=e["position"], period=period,
                 rules_version=", ".join(n for n, u in zip(version_names, used_l[i],
                                                            strict=True) if u),
-                working_days=days_in[i] - counts[0], present_days=counts[1],
+                working_days=days_in[i] - counts[OFF_INDEX] - counts[PENDING_INDEX],
+                present_days=counts[PRESENT_INDEX],
                 tl=tuple(tl_l[i]), psw=tuple(psw_l[i]),  # type: ignore[arg-type]
                 absences=absences, cut_uncapped_pct=total, cut_pct=capped, lines=tuple(own)))
         return recaps, skpd_recaps(recaps)
@@ -294,7 +321,7 @@ class Payroll:
                                                  "version", "late_min", "early_min",
                                                  "sched_start", "sched_end", "in_s", "out_s")}
         days = [first + timedelta(days=d) for d in range(32)]
-        absent = statuses.index(engine.STATUS_CODES[2])
+        absent = ABSENT_INDEX
         owners: list[int] = []
         lines: list[CutLine] = []
         for k in range(len(take)):
@@ -322,7 +349,9 @@ class Payroll:
             if day["status"] == "L":
                 why_id = f"Libur: {day['holiday']}" if day["holiday"] else "Libur"
                 why_en = f"Day off: {day['holiday']}" if day["holiday"] else "Day off"
-            elif day["status"] not in ("H", "TK"):
+            elif day["status"] == engine.BASE_CODES[PENDING_INDEX]:
+                why_id, why_en = "Belum berlalu (belum dinilai)", "Not over yet (not judged)"
+            elif day["status"] not in engine.BASE_CODES:
                 kind = self._leave_name(day["status"])
                 why_id, why_en = f"Dikecualikan: {kind[0]}", f"Excused: {kind[1]}"
             elif not lines:

@@ -689,3 +689,18 @@ def test_plan_errors_name_the_problem(default_rules):
         plan_days(default_rules, MON, MON, ["shift"], roster=[RosterEntry(0, MON, "Z")])
     with pytest.raises(RulesError, match="no rule version is in force"):
         plan_days(_local_rules(), date(2025, 12, 1), date(2025, 12, 31), ["kantor"])
+
+
+def test_days_not_over_are_pending_never_absent(default_rules) -> None:
+    # Period Mon 9 – Fri 13 Nov 2026, judged until Tue 10: Wed–Fri are pending (status 4, no
+    # cut) even with no punch; a leave already approved for Thursday shows as leave.
+    first, last = date(2026, 11, 9), date(2026, 11, 13)
+    plan = plan_days(default_rules, first, last, ["reguler"],
+                     leave=[LeaveSpan(0, date(2026, 11, 12), date(2026, 11, 12), "CT")],
+                     judged_until=date(2026, 11, 10))
+    results = judge(default_rules, plan, punches(first, [(0, at(first, "07:20:00")),
+                                                         (0, at(first, "16:10:00")),
+                                                         (0, at(date(2026, 11, 11), "07:50:00"))]))
+    assert [int(s) for s in results.status[0]] == [PRESENT, ABSENT, 4, LEAVE, 4]
+    assert [float(c) for c in results.cut_pct[0]] == [0.0, 3.0, 0.0, 0.0, 0.0]
+    assert [int(t) for t in results.tl[0]] == [0, 0, 0, 0, 0]  # the 11th's 20 minutes: not yet

@@ -215,3 +215,28 @@ def test_decode_fixed_refuses_a_stream_it_cannot_read() -> None:
     nulls = pgbinary.encode([pgbinary.Column("int4", np.array([7, 8]), np.array([False, True]))])
     with pytest.raises(pgbinary.BinaryCopyError):
         pgbinary.decode_fixed(nulls, ["int4"])
+
+
+def test_a_month_not_over_judges_only_the_days_that_have_passed(region) -> None:
+    store, att, _, _ = region
+    store_punches(att, "DISHUB-1", "17", [at(2, 7, 25), at(2, 16, 5), at(10, 7, 10)], "b1")
+    # Tuesday 10 November 2026, mid-morning: today and the rest of the month are pending.
+    payroll = Payroll(store, load_rules(), today=lambda: date(2026, 11, 10))
+    payroll.add_leave(BUDI, "CT", date(2026, 11, 20), date(2026, 11, 20), "800/5", actor="c")
+    report, recaps, _ = payroll.recompute_month("2026-11", actor="clerk", reason="mid-month")
+    budi = {r.nip: r for r in recaps}[BUDI]
+    # Judged: Mon 2 – Mon 9 Nov, six working days (present on the 2nd only); the approved
+    # leave on the 20th is known already; the 10th (punched in, not yet out) is pending.
+    assert (budi.working_days, budi.present_days, budi.absences) == (7, 1, {"CT": 1, "TK": 5})
+    assert budi.psw == (0, 0, 0, 0)
+    days = {d["day"].day: d for d in payroll.explain(BUDI, "2026-11")}
+    assert days[10]["status"] == "-" and days[10]["cut_pct"] == 0
+    assert days[10]["reason_id"] == "Belum berlalu (belum dinilai)"
+    assert days[30]["status"] == "-" and days[20]["status"] == "CT"
+    assert payroll.recap("2026-11")[0] == recaps
+    # The next day, the 10th is judged (no out-punch: PSW4) and nothing else of the past moves.
+    tomorrow = Payroll(store, load_rules(), today=lambda: date(2026, 11, 11))
+    moved = tomorrow.recompute(*month_bounds("2026-11"), actor="clerk", reason="next day")
+    assert moved.changed == 2  # the 10th of Budi and Siti (Andi has no shift that day)
+    day10 = {d["day"].day: d for d in tomorrow.explain(BUDI, "2026-11")}[10]
+    assert (day10["status"], day10["psw"]) == ("H", 4)
