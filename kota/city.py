@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from controlroom.storage.embedded import EmbeddedPostgres
     from kota.office import Offices
     from simulators.city import CityResult, CityWorld
+    from simulators.simpeg import SimpegServer
 
 log = logging.getLogger("kota.city")
 
@@ -52,6 +53,8 @@ CONTROLLERS_PER_EDGE_MAX = 256  # edge.settings: controllers max_length
 DEFAULT_EDGES = 2
 STOP_GRACE_S = 20.0  # a child gets this long after SIGINT before SIGKILL
 LOG_TAIL_LINES = 25
+PAYROLL_INTERVAL_S = 120.0  # with offices: the control room's SIMPEG sync and recompute round
+SIMPEG_CLIENT_ID = "kotapintar"
 PR_SET_PDEATHSIG = 1  # prctl(2): the child gets a signal when this process dies
 
 
@@ -354,6 +357,7 @@ class CityStack:
         self.run_dir = options.run_dir.resolve()
         self.layout_path = (options.layout_path or self.run_dir / "layout.json").resolve()
         self.operator_key = secrets.token_urlsafe(24)
+        self.bkpsdm_key = secrets.token_urlsafe(24)
         self.database_url: str | None = None
         self.mqtt_url: str | None = None
         self.api_url: str = ""
@@ -362,6 +366,7 @@ class CityStack:
         self.edges: list[EdgePart] = []
         self.offices: Offices | None = None
         self.office_edge: Child | None = None
+        self.simpeg: SimpegServer | None = None  # the emulated SIMPEG, with offices
         self._embedded_pg: EmbeddedPostgres | None = None
         self._started: list[str] = []  # what to stop, in start order
         self._result: CityResult | None = None
@@ -381,6 +386,7 @@ class CityStack:
             self.world.write_layout(self.layout_path)
             self._start_database()
             self._start_broker()
+            self._start_simpeg()
             self._start_controlroom()
             self._start_edges()
             self._start_offices()
@@ -505,9 +511,32 @@ class CityStack:
                 # The configured keys, and one for this run's operator (in this file).
                 "api_keys": [*({"user": k.user, "role": k.role, "key": k.key.get_secret_value()}
                                for k in self.settings.controlroom.api_keys),
-                             {"user": "operator", "role": "operator", "key": self.operator_key}],
+                             {"user": "operator", "role": "operator", "key": self.operator_key},
+                             {"user": "bkpsdm", "role": "bkpsdm", "key": self.bkpsdm_key}],
+                **({"attendance": self._attendance_settings()} if self.simpeg else {}),
             },
         }
+
+    def _attendance_settings(self) -> dict[str, Any]:
+        assert self.simpeg is not None
+        return {"payroll_interval_s": PAYROLL_INTERVAL_S,
+                "simpeg": {"base_url": self.simpeg.url, "client_id": SIMPEG_CLIENT_ID,
+                           "client_secret": self._simpeg_secret}}
+
+    def _start_simpeg(self) -> None:
+        """The region's SIMPEG, emulated in this process: the offices' staff as employees."""
+        if not self.options.offices:
+            return
+        from kota.office import simpeg_world
+        from simulators.simpeg import SimpegServer
+
+        self._simpeg_secret = secrets.token_urlsafe(16)
+        self.simpeg = SimpegServer(simpeg_world(self.options.offices), host="127.0.0.1",
+                                   client_id=SIMPEG_CLIENT_ID, client_secret=self._simpeg_secret)
+        self.simpeg.start()
+        self._started.append("simpeg")
+        self.say(f"SIMPEG (emulated) at {self.simpeg.url}: "
+                 f"{len(self.simpeg.world.employees)} employees of the offices")
 
     def _start_controlroom(self) -> None:
         self._http_port = self.options.http_port or free_port(self.options.http_host)
@@ -635,6 +664,9 @@ class CityStack:
         if self.offices is not None:
             self.offices.stop()
             self.offices = None
+        if self.simpeg is not None:
+            self.simpeg.stop()
+            self.simpeg = None
         for part in self.edges:
             part.child.stop()
         if self.controlroom is not None:
@@ -670,6 +702,8 @@ class CityStack:
             "edges": [{"edge_id": p.edge_id, "pid": p.child.pid, "intersections":
                        list(p.intersections), "state_dir": str(p.state_dir)}
                       for p in self.edges],
+            "simpeg": self.simpeg.url if self.simpeg is not None else None,
+            "bkpsdm_key_file": str(self.run_dir / "controlroom.toml"),
             "attendance_machines": [{"serial": e.serial, "office": e.office, "port": e.port,
                                      "profile": e.profile}
                                     for e in (self.offices.endpoints if self.offices else [])],
@@ -710,6 +744,10 @@ def describe(stack: CityStack) -> str:
             f"{m['serial']} ({m['office']}, 127.0.0.1:{m['port']})"
             for m in w["attendance_machines"])
             + f" — staff checking in; {w['api']}api/attendance/machines")
+    if w["simpeg"]:
+        lines.insert(6, f"payroll:      {w['api']}api/attendance/recap?month="
+                     f"{datetime.now():%Y-%m} (X-API-Key: the bkpsdm key in "
+                     f"{w['bkpsdm_key_file']}); SIMPEG (emulated) at {w['simpeg']}")
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import httpx
@@ -72,6 +73,21 @@ def test_demo_shows_live_values_within_15_s_and_stops_cleanly(scratch_dir: Path)
             time.sleep(0.5)
         assert [(m["device_sn"], m["online"]) for m in machines] == [
             (f"KPDEMO000{k}", True) for k in (1, 2, 3)], machines
+        # BKPSDM's side: SIMPEG (emulated) synced into the payroll tables, the month's recap
+        # for payroll under the run's bkpsdm key
+        settings = tomllib.loads((scratch_dir / "kotapintar" / "demo-city" /
+                                  "controlroom.toml").read_text())
+        key = next(k["key"] for k in settings["controlroom"]["api_keys"]
+                   if k["role"] == "bkpsdm")
+        month = time.strftime("%Y-%m")
+        wait = time.monotonic() + 30
+        while time.monotonic() < wait:
+            recap = httpx.get(f"{base}/api/attendance/recap", params={"month": month},
+                              headers={"X-API-Key": key}, timeout=10).json()
+            if recap.get("employees"):
+                break
+            time.sleep(0.5)
+        assert len(recap["employees"]) == 180 and len(recap["skpds"]) == 3, recap
         view = httpx.get(f"{base}/api/intersections/J1", timeout=2).json()
         assert view["live"]["mode"] and len(view["live"]["signal"]) == view["phases"]
     finally:
