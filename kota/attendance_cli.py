@@ -697,6 +697,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         p.add_argument("--lang", choices=["id", "en"], default="id", help="language of labels "
                        "and reasons (default id: Bahasa Indonesia)")
 
+    def day_span(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--from", dest="first", required=True, type=_day, metavar="DATE",
+                       help="first day (YYYY-MM-DD)")
+        p.add_argument("--to", dest="last", required=True, type=_day, metavar="DATE",
+                       help="last day (YYYY-MM-DD)")
+
     def recompute_switch(p: argparse.ArgumentParser, what: str) -> None:
         p.add_argument("--recompute", action=argparse.BooleanOptionalAction, default=True,
                        help=f"recompute the months it touches afterwards, for {what} only "
@@ -788,10 +794,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             cmd_leave_add)
     p.add_argument("--nip", required=True, metavar="NIP", help="the employee")
     p.add_argument("--type", required=True, metavar="CODE", help="leave type code in the rules")
-    p.add_argument("--from", dest="first", required=True, type=_day, metavar="DATE",
-                   help="first day (YYYY-MM-DD)")
-    p.add_argument("--to", dest="last", required=True, type=_day, metavar="DATE",
-                   help="last day (YYYY-MM-DD)")
+    day_span(p)
     p.add_argument("--doc", required=True, metavar="REF", help="the letter or decree number")
     recompute_switch(p, "this employee")
 
@@ -821,12 +824,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "Set one employee's shift (a code in the rules' [shifts], or OFF) on every day from "
             "--from to --to; audited, then the months are recomputed for that employee.",
             "Examples: `kota attendance roster set --nip 198503122010011002 --from 2026-11-02 "
-            "--to 2026-11-06 --shift PAGI`; `… --shift OFF`.", cmd_roster_set)
+            "--to 2026-11-06 --shift P` (the default rules' morning shift); `… --shift OFF`.", cmd_roster_set)
     p.add_argument("--nip", required=True, metavar="NIP", help="the employee")
-    p.add_argument("--from", dest="first", required=True, type=_day, metavar="DATE",
-                   help="first day (YYYY-MM-DD)")
-    p.add_argument("--to", dest="last", required=True, type=_day, metavar="DATE",
-                   help="last day (YYYY-MM-DD)")
+    day_span(p)
     p.add_argument("--shift", required=True, metavar="CODE|OFF", help="shift code, or OFF")
     recompute_switch(p, "these employees")
 
@@ -837,7 +837,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "rules); if any is bad, all bad rows are listed with their line numbers and nothing "
             "is stored.",
             "Example: `kota attendance roster import jadwal-rsud-2026-11.csv`, the file "
-            "starting `nip;tanggal;shift` / `198503122010011002;2026-11-02;PAGI`.",
+            "starting `nip;tanggal;shift` / `198503122010011002;2026-11-02;M` (night shift).",
             cmd_roster_import)
     p.add_argument("file", metavar="FILE", help="the CSV file")
     recompute_switch(p, "these employees")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import psycopg
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -527,8 +528,10 @@ WHERE p.local_ts >= %(day0)s AND p.local_ts < %(hi)s""", {"day0": day0, "hi": hi
                    hashes: np.ndarray, take: np.ndarray, computed_at: datetime) -> None:
         vocab = _vocabularies(rows)
         columns = sql.SQL(", ").join(map(sql.Identifier, _DAY_COLUMNS))
+        # The queued writer sends from its own thread, so the next chunk is encoded while the
+        # server takes the last one.
         with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-                sql.Identifier(table), columns)) as copy:
+                sql.Identifier(table), columns), writer=QueuedLibpqWriter(cur)) as copy:
             copy.write(pgbinary.HEADER)
             for lo in range(0, take.shape[0], self.COPY_CHUNK):
                 copy.write(_encode_days(rows, vocab, hashes, computed_at,

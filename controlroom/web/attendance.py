@@ -10,22 +10,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from controlroom.attendance.store import AttendanceStore
 from controlroom.traffic.access import KeyRing, Operator
+from controlroom.web.keys import key_reader
 
 
 def attendance_router(store: AttendanceStore, keyring: KeyRing, *, stale_after_s: float,
                       jsonable: Callable[[dict[str, Any]], dict[str, Any]]) -> APIRouter:
     router = APIRouter(prefix="/api/attendance", tags=["attendance"])
 
-    def reader(request: Request) -> Operator:
-        operator = keyring.lookup(request.headers.get("x-api-key"))
-        if operator is None:
-            raise HTTPException(401, "punches are personal data: send an X-API-Key",
-                                headers={"WWW-Authenticate": "X-API-Key"})
-        return operator
+    reader = key_reader(keyring, "punches are personal data")
 
     @router.get("/machines", summary="Every attendance machine: online (reported within "
                 "stale_after_s), memory used, clock drift, open alarms")

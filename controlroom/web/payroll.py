@@ -24,6 +24,7 @@ from controlroom.attendance import export
 from controlroom.attendance.payroll import Payroll, PayrollInputError, month_bounds
 from controlroom.attendance.recap import EmployeeRecap
 from controlroom.traffic.access import KeyRing, Operator
+from controlroom.web.keys import key_reader
 
 CLERK_ROLES = frozenset({"bkpsdm", "admin"})
 MONTH = Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="The month, e.g. 2026-11")
@@ -75,12 +76,7 @@ def payroll_router(payroll: Payroll, keyring: KeyRing, *,
                    signer: tuple[str, str, str]) -> APIRouter:
     router = APIRouter(prefix="/api/attendance", tags=["attendance for payroll"])
 
-    def reader(request: Request) -> Operator:
-        operator = keyring.lookup(request.headers.get("x-api-key"))
-        if operator is None:
-            raise HTTPException(401, "attendance records are personal data: send an X-API-Key",
-                                headers={"WWW-Authenticate": "X-API-Key"})
-        return operator
+    reader = key_reader(keyring, "attendance records are personal data")
 
     def clerk(request: Request) -> Operator:
         operator = reader(request)
