@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date
 
+from controlroom.attendance.nip import InvalidNip, parse_nip
 from controlroom.attendance.payroll import Payroll
 from controlroom.attendance.payroll_store import EmployeeRow, LeaveRow, UnitRow
 from controlroom.attendance.simpeg import SimpegClient, UploadReport, recap_record
@@ -89,6 +90,13 @@ class SimpegSync:
         report.skipped += [(s.kind, s.key, s.problem) for s in employees.skipped]
         rows = []
         for e in employees:
+            try:
+                parse_nip(e.nip)
+            except InvalidNip as exc:
+                # A PNS NIP encodes birth date, CPNS start, gender and sequence; a number that
+                # breaks them is a data error in SIMPEG, not someone to pay from.
+                report.skipped.append(("employee", e.nip, f"not a valid NIP: {exc}"))
+                continue
             if e.unit_id not in skpd_of:
                 report.skipped.append(("employee", e.nip, f"unit {e.unit_id!r} is not among "
                                        "SIMPEG's units"))

@@ -134,6 +134,18 @@ def test_sync_through_every_fault_loses_and_duplicates_nothing(setup) -> None:
     assert len(server.world.recaps) == len(recaps)
 
 
+def test_an_employee_whose_nip_breaks_the_nip_rules_is_skipped_with_the_reason(setup) -> None:
+    server, sync, payroll, _ = setup
+    first, last = month_bounds(PERIOD)
+    good = sorted(n for n, e in server.world.employees.items() if e.active)[0]
+    bad = good[:12] + "13" + good[14:]  # CPNS start month 13
+    server.set_faults(corrupt_employees={good: {"nip": bad}})
+    pulled = sync.pull(first, last, actor="sync")
+    problems = {key: problem for kind, key, problem in pulled.skipped if kind == "employee"}
+    assert bad in problems and "not a valid NIP" in problems[bad] and "month" in problems[bad]
+    assert payroll.store.employee(bad) is None and payroll.store.employee(good) is None
+
+
 def test_a_leave_cancelled_in_simpeg_is_revoked_and_its_month_named(setup) -> None:
     server, sync, payroll, _ = setup
     first, last = month_bounds(PERIOD)
