@@ -68,11 +68,14 @@ def count(pg_url: str, table: str) -> int:
 
 
 def test_telemetry_flows_into_storage_and_api(room: ControlRoom, publisher: mqtt.Client, pg_url: str) -> None:
-    birth = c.EdgeState(ts=datetime.now(UTC), edge_id="e1", epoch=1, seq=0, status="online", conn=1,
+    # An edge id of its own: on a shared broker, other runs' retained edge states must not be
+    # the edge this test looks at.
+    edge_id = f"e1-{uuid.uuid4().hex[:8]}"
+    birth = c.EdgeState(ts=datetime.now(UTC), edge_id=edge_id, epoch=1, seq=0, status="online", conn=1,
                         inventory=[c.DeviceInfo(device_id="sim-1", kind="simulated")])
-    publisher.publish(c.edge_state_topic("e1"), c.encode(birth), qos=1, retain=True).wait_for_publish(5)
+    publisher.publish(c.edge_state_topic(edge_id), c.encode(birth), qos=1, retain=True).wait_for_publish(5)
     for seq in range(1, 6):
-        publisher.publish(c.telemetry_topic("simpang-1"), c.encode(telemetry(seq)), qos=0)
+        publisher.publish(c.telemetry_topic("simpang-1"), c.encode(telemetry(seq, edge=edge_id)), qos=0)
     wait_for(lambda: count(pg_url, "traffic_telemetry") == 5, what="5 telemetry rows")
     assert count(pg_url, "detector_sample") == 80
 
@@ -80,13 +83,13 @@ def test_telemetry_flows_into_storage_and_api(room: ControlRoom, publisher: mqtt
     assert api[0]["intersection_id"] == "simpang-1"
     assert api[0]["online"] is True and api[0]["mode"] == "central"
     assert api[0]["det_count"] == [5] * 16
-    edges = httpx.get(f"{room.url}api/edges", timeout=5).json()
-    assert edges[0]["edge_id"] == "e1" and edges[0]["online"] is True
+    edges = {e["edge_id"]: e for e in httpx.get(f"{room.url}api/edges", timeout=5).json()}
+    assert edges[edge_id]["online"] is True
     health = httpx.get(f"{room.url}api/health", timeout=5)
     assert health.status_code == 200 and health.json()["ingest"]["stored"] >= 6
     page = httpx.get(room.url, timeout=5).text
     assert "Status Ruang Kontrol" in page and "Control Room Status" in page
-    publisher.publish(c.edge_state_topic("e1"), b"", qos=1, retain=True).wait_for_publish(5)
+    publisher.publish(c.edge_state_topic(edge_id), b"", qos=1, retain=True).wait_for_publish(5)
 
 
 def test_malformed_messages_are_counted_logged_and_not_stored(
