@@ -489,13 +489,15 @@ def test_one_agent_polls_fifty_controllers_over_one_event_loop(
                 is_telemetry(lambda t: t.mode == "local_fixed"))} == ids, timeout_s=8,
                 what="telemetry from every controller")
             before = agent.status()["devices"]
-            time.sleep(1.0)
+            time.sleep(3.0)
             after = agent.status()["devices"]
             assert all(d["available"] and d["consecutive_errors"] == 0 for d in after.values())
             # Every controller polled about four times a second (a poll is a read and a kick),
-            # none starved by the others on the shared loop.
+            # none starved by the others on the shared loop: over three seconds each gets at
+            # least half its share even on a busy two-core machine (one poll in a second was
+            # seen there; a starved one gets none).
             done = [after[i]["requests"] - before[i]["requests"] for i in ids]
-            assert min(done) >= 4, done
+            assert min(done) >= 6, done
             recorder.wait_for(lambda m: isinstance(m.payload, EdgeState) and m.payload.edge_id == EDGE_ID
                               and len([d for d in m.payload.inventory if d.firmware]) == 50)
             # Counts flow: the built-in traffic crossed some detectors.
