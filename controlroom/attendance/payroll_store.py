@@ -264,33 +264,6 @@ class PayrollStore:
             "AND (%(skpd)s::text IS NULL OR e.skpd = %(skpd)s) ORDER BY d.nip, d.day",
             {"first": first_day, "last": last_day, "nip": nip, "skpd": skpd})
 
-    def cut_days(self, first_day: date, last_day: date, *, skpd: str | None = None
-                 ) -> list[dict[str, Any]]:
-        """Only the days that carry a cut: the lines behind a recap."""
-        return self._rows(
-            "SELECT d.nip, d.day, d.status, d.sched_start, d.sched_end, d.in_at, d.out_at, "
-            "d.late_min, d.early_min, d.tl, d.psw, d.rules_version "
-            "FROM attendance_day d JOIN employee e USING (nip) "
-            "WHERE d.day BETWEEN %(first)s AND %(last)s AND d.cut_pct > 0 "
-            "AND (%(skpd)s::text IS NULL OR e.skpd = %(skpd)s) ORDER BY d.nip, d.day",
-            {"first": first_day, "last": last_day, "skpd": skpd})
-
-    def day_totals(self, first_day: date, last_day: date, *, skpd: str | None = None
-                   ) -> list[dict[str, Any]]:
-        """Per employee and status: days, TL and PSW bracket counts, cut sum (one scan)."""
-        return self._rows(
-            "SELECT d.nip, d.status, count(*) AS days, sum(d.cut_pct) AS cut_pct, "
-            "array_agg(DISTINCT d.rules_version) AS versions, "
-            "count(*) FILTER (WHERE d.tl = 1) AS tl1, count(*) FILTER (WHERE d.tl = 2) AS tl2, "
-            "count(*) FILTER (WHERE d.tl = 3) AS tl3, count(*) FILTER (WHERE d.tl >= 4) AS tl4, "
-            "count(*) FILTER (WHERE d.psw = 1) AS psw1, count(*) FILTER (WHERE d.psw = 2) AS psw2, "
-            "count(*) FILTER (WHERE d.psw = 3) AS psw3, count(*) FILTER (WHERE d.psw >= 4) AS psw4 "
-            "FROM attendance_day d JOIN employee e USING (nip) "
-            "WHERE d.day BETWEEN %(first)s AND %(last)s "
-            "AND (%(skpd)s::text IS NULL OR e.skpd = %(skpd)s) "
-            "GROUP BY d.nip, d.status ORDER BY d.nip",
-            {"first": first_day, "last": last_day, "skpd": skpd})
-
     def month_arrays(self, first_day: date, last_day: date, nips: Sequence[str],
                      statuses: Sequence[str], versions: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored days of these employees as arrays, packed by the server into one value:

@@ -1,4 +1,4 @@
-"""PostgreSQL's binary COPY format for NumPy columns, both ways, without a Python object per
+"""PostgreSQL's binary COPY format written from NumPy columns, without a Python object per
 value: a month of attendance days is 620,000 rows, and `write_row` would spend seconds on
 them.
 
@@ -24,10 +24,6 @@ TRAILER = b"\xff\xff"
 PG_EPOCH_DAYS = 10_957  # 2000-01-01 - 1970-01-01
 _FIXED = {"int2": ">i2", "int4": ">i4", "int8": ">i8", "float8": ">f8", "date": ">i4",
           "timestamp": ">i8", "bool": "u1"}
-
-
-class BinaryCopyError(ValueError):
-    """The stream is not the binary COPY layout the caller expected."""
 
 
 class TextVocabulary:
@@ -98,29 +94,3 @@ def encode(columns: Sequence[Column], *, header: bool = True, trailer: bool = Tr
         masks.append(mask)
     body = np.hstack(parts)[np.hstack(masks)].tobytes()
     return (HEADER if header else b"") + body + (TRAILER if trailer else b"")
-
-
-def decode_fixed(data: bytes, kinds: Sequence[str]) -> dict[int, np.ndarray]:
-    """Rows of fixed-width, never-NULL columns (the query must coalesce them) to one array per
-    column, keyed by position."""
-    if not data.startswith(SIGNATURE):
-        raise BinaryCopyError("not a binary COPY stream (signature missing)")
-    ext = int.from_bytes(data[15:19], "big")
-    start = 19 + ext
-    end = len(data) - 2
-    if data[end:] != TRAILER:
-        raise BinaryCopyError("binary COPY stream is truncated (no trailer)")
-    fields: list[tuple[str, str]] = [("n", ">i2")]
-    for i, kind in enumerate(kinds):
-        fields += [(f"l{i}", ">i4"), (f"v{i}", _FIXED[kind])]
-    dtype = np.dtype(fields)
-    size = end - start
-    if size % dtype.itemsize:
-        raise BinaryCopyError(f"{size} bytes of rows are not a multiple of the {dtype.itemsize}-"
-                              "byte row: a column is NULL or not the expected type")
-    rows = np.frombuffer(data, dtype, count=size // dtype.itemsize, offset=start)
-    widths = [np.dtype(_FIXED[k]).itemsize for k in kinds]
-    if rows.size and ((rows["n"] != len(kinds)).any()
-                      or any((rows[f"l{i}"] != w).any() for i, w in enumerate(widths))):
-        raise BinaryCopyError("a row has another field count or a NULL/variable field")
-    return {i: rows[f"v{i}"].astype(_FIXED[k].replace(">", "=")) for i, k in enumerate(kinds)}

@@ -176,8 +176,7 @@ def test_a_rule_change_mid_year_leaves_old_months_as_they_were(region) -> None:
 
 
 def test_binary_copy_encoding_matches_postgresql(pg_url: str) -> None:
-    """pgbinary's bytes, read by the server, give back the values; the server's packed rows
-    are read back by decode_fixed."""
+    """pgbinary's bytes, read by the server, give back the values."""
     ts = np.array(["2026-11-02T07:45:00", "NaT", "1999-12-31T23:59:59"], dtype="datetime64[s]")
     micro = ts.astype("datetime64[us]").astype(np.int64) - pgbinary.PG_EPOCH_DAYS * 86_400_000_000
     columns = [
@@ -201,20 +200,6 @@ def test_binary_copy_encoding_matches_postgresql(pg_url: str) -> None:
     one = pgbinary.encode([pgbinary.Column("int2", np.array([258]))], header=False,
                           trailer=False)
     assert one == b"\x00\x01" + b"\x00\x00\x00\x02" + b"\x01\x02"
-
-
-def test_decode_fixed_refuses_a_stream_it_cannot_read() -> None:
-    good = pgbinary.encode([pgbinary.Column("int4", np.array([7, 8]))])
-    assert pgbinary.decode_fixed(good, ["int4"])[0].tolist() == [7, 8]
-    with pytest.raises(pgbinary.BinaryCopyError, match="signature"):
-        pgbinary.decode_fixed(b"nonsense" * 4, ["int4"])
-    with pytest.raises(pgbinary.BinaryCopyError, match="truncated"):
-        pgbinary.decode_fixed(good[:-1], ["int4"])
-    with pytest.raises(pgbinary.BinaryCopyError):
-        pgbinary.decode_fixed(good, ["int8"])
-    nulls = pgbinary.encode([pgbinary.Column("int4", np.array([7, 8]), np.array([False, True]))])
-    with pytest.raises(pgbinary.BinaryCopyError):
-        pgbinary.decode_fixed(nulls, ["int4"])
 
 
 def test_a_month_not_over_judges_only_the_days_that_have_passed(region) -> None:
