@@ -1,9 +1,10 @@
 """The monthly recap BKPSDM pays TPP from: per employee and per SKPD, with the lines behind
 every cut.
 
-Owns the recap's types and their aggregation from the daily engine's results. It must not read
-the database nor format files (export.py lays them out for filing; the SIMPEG adapter turns
-them into upload records).
+Owns the recap's types, the words of each cut line (Bahasa Indonesia and English) and the
+per-SKPD totals; payroll.py counts the days into an employee's recap. It must not read the
+database nor format files (export.py lays them out for filing; the SIMPEG adapter turns them
+into upload records).
 """
 
 from __future__ import annotations
