@@ -504,9 +504,11 @@ def add_sim_parser(sub: argparse._SubParsersAction) -> None:
                      "1 a busy street (default), up to 5")
     ctl.add_argument("--duration", type=float, metavar="S", help="stop by itself after S real "
                      "seconds (default: run until Ctrl-C / SIGTERM)")
+    from kota.sim_camera import add_parser as add_camera_parser
     from kota.sim_simpeg import add_parser as add_simpeg_parser
     from kota.sim_zk import add_parser as add_zk_parser
 
     add_zk_parser(kinds)
+    add_camera_parser(kinds)
     add_simpeg_parser(kinds)
     _add_city_parser(kinds)

@@ -393,3 +393,21 @@ def test_scene_follows_ptz_and_time() -> None:
     night = render_scene(midnight_wib, width=64, height=36).mean()
     noon = render_scene(midnight_wib + 12 * 3600, width=64, height=36).mean()
     assert night < noon
+
+
+# ------------------------------------------------------------------ `kota sim camera`
+
+def test_kota_sim_camera_serves_and_stops(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from kota.cli import main
+
+    assert main(["sim", "camera", "--port", "0", "--duration", "0.2", "--json", "--skew",
+                 "60", "--fault", "blurred", "--fault", "frozen"]) == 0
+    ready, stopped = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert ready["event"] == "ready" and stopped["event"] == "stopped"
+    assert ready["camera"]["device_url"].startswith("http://127.0.0.1:")
+    assert ready["camera"]["device_url"].endswith("/onvif/device_service")
+    assert ready["camera"]["faults"] == ["blurred", "frozen"] and ready["camera"]["skew_s"] == 60
+    assert main(["sim", "camera", "--duration", "-1"]) == 2
+    assert main(["sim", "camera", "--port", "0", "--password", ""]) == 2
