@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 
+from firmware_sim.onvif.events import TAMPER_TOPICS, EventBroker
+
 PAN_RANGE = (-1.0, 1.0)  # ONVIF generic spaces: pan/tilt in [-1, 1], zoom in [0, 1]
 TILT_RANGE = (-1.0, 1.0)
 ZOOM_RANGE = (0.0, 1.0)
@@ -154,6 +156,8 @@ class CameraState:
         self._monotonic = monotonic or time.monotonic
         self.ptz = PtzHead(updated_s=self._monotonic())
         self.presets: dict[str, Preset] = {}
+        self.events = EventBroker()
+        self.publish_tamper()
         self._next_preset = 1
 
     def now_s(self) -> float:
@@ -162,6 +166,12 @@ class CameraState:
     def camera_utc(self) -> datetime:
         """The camera clock: UTC plus the skew fault."""
         return datetime.now(UTC) + timedelta(seconds=self.faults.skew_s)
+
+    def publish_tamper(self) -> None:
+        """Raise or clear the tamper events of the image faults (after a fault change)."""
+        now = self.camera_utc()
+        for fault, topic in TAMPER_TOPICS.items():
+            self.events.publish(topic, bool(getattr(self.faults, fault)), now)
 
     def position(self) -> Position:
         self.ptz.advance(self.now_s())

@@ -27,6 +27,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from firmware_sim.onvif.camera import FAULT_NAMES, CameraState, Faults, Identity
+from firmware_sim.onvif.events import pull_timeout_s
 from firmware_sim.onvif.scene import SceneFaults, encode_jpeg, render_scene
 from firmware_sim.onvif.services import (
     NO_AUTH,
@@ -38,6 +39,7 @@ from firmware_sim.onvif.services import (
 )
 from firmware_sim.onvif.soap import (
     MAX_BODY_BYTES,
+    TEV,
     SoapFault,
     check_token,
     envelope,
@@ -51,6 +53,7 @@ START_TIMEOUT_S = 10.0
 SOAP_CONTENT_TYPE = "application/soap+xml; charset=utf-8"
 REALM = "Kota Pintar Camera"
 MJPEG_FPS = 4.0
+EVENT_POLL_S = 0.05
 MAX_NONCES = 256  # digest nonces remembered (oldest forgotten first)
 
 
@@ -103,6 +106,7 @@ class CameraEmulator:
         self._thread: threading.Thread | None = None
         self.app = Starlette(routes=[
             Route("/onvif/{service}", self._soap, methods=["POST"]),
+            Route("/onvif/subscription/{sid}", self._soap, methods=["POST"]),
             Route("/snapshot.jpg", self._snapshot, methods=["GET"]),
             Route("/mjpeg", self._mjpeg, methods=["GET"]),
         ])
@@ -173,6 +177,7 @@ class CameraEmulator:
                 setattr(self.camera.faults, name, value)
             if not self.camera.faults.frozen:
                 self._frozen_jpeg.clear()
+            self.camera.publish_tamper()
 
     def change_password(self, password: str) -> None:
         """Someone changed the camera's password: clients with the old one are refused."""
@@ -219,16 +224,30 @@ class CameraEmulator:
                 raise SoapFault("Receiver", "ActionNotSupported",
                                 f"operation {req.operation} of {req.namespace or '(no namespace)'}"
                                 " is not supported")
-            ctx = Context(self.camera, self.base_url, f"rtsp://{self.host}:{self.port}")
+            sid = request.path_params.get("sid")
+            ctx = Context(self.camera, self.base_url, f"rtsp://{self.host}:{self.port}", sid)
             with self.camera.lock:
                 self.soap_requests += 1
                 if (req.namespace, req.operation) not in NO_AUTH:
                     check_token(req.token, self.camera.user, self.camera.password,
                                 self.camera.camera_utc())
+            if (req.namespace, req.operation) == (TEV, "PullMessages"):
+                await self._wait_for_events(sid, pull_timeout_s(req.body))
+            with self.camera.lock:
                 answer = handler(ctx, req.body)
         except SoapFault as fault:
             return self._fault(fault)
-        return Response(envelope(answer), media_type=SOAP_CONTENT_TYPE)
+        return Response(envelope(answer, qname_prefixes=("tns1",)),
+                        media_type=SOAP_CONTENT_TYPE)
+
+    async def _wait_for_events(self, sid: str | None, timeout_s: float) -> None:
+        """PullMessages holds the answer until an event is queued or its Timeout passes."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self._server is not None:
+            with self.camera.lock:
+                if self.camera.events.has_events(sid):
+                    return
+            await asyncio.sleep(EVENT_POLL_S)
 
     # ------------------------------------------------------------------ snapshot and MJPEG
 

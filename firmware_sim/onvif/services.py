@@ -20,11 +20,21 @@ from firmware_sim.onvif.camera import (
     CameraState,
     Position,
 )
+from firmware_sim.onvif.events import (
+    create_pull_point_subscription,
+    get_event_properties,
+    pull_messages,
+    renew,
+    set_synchronization_point,
+    unsubscribe,
+)
 from firmware_sim.onvif.soap import (
     TDS,
+    TEV,
     TPTZ,
     TRT,
     TT,
+    WSNT,
     SoapFault,
     child_text,
     el,
@@ -48,7 +58,7 @@ VIDEO_SOURCE = "VideoSource_1"
 VIDEO_SOURCE_CONFIG = "VideoSourceConfig_1"
 SERVICE_PATHS = {TDS: "/onvif/device_service", TRT: "/onvif/media_service",
                  TPTZ: "/onvif/ptz_service",
-                 "http://www.onvif.org/ver10/events/wsdl": "/onvif/events_service"}
+                 TEV: "/onvif/events_service"}
 SENSOR = (1920, 1080)
 
 
@@ -81,6 +91,7 @@ class Context:
     camera: CameraState
     base_url: str  # http://127.0.0.1:P
     rtsp_url: str  # rtsp://127.0.0.1:P
+    subscription_id: str | None = None  # from /onvif/subscription/{id}
 
 
 Handler = Callable[[Context, ET.Element], ET.Element]
@@ -168,7 +179,7 @@ def get_capabilities(ctx: Context, body: ET.Element) -> ET.Element:
     dev = el(caps, TT, "Device")
     el(dev, TT, "XAddr", ctx.base_url + SERVICE_PATHS[TDS])
     ev = el(caps, TT, "Events")
-    el(ev, TT, "XAddr", ctx.base_url + SERVICE_PATHS["http://www.onvif.org/ver10/events/wsdl"])
+    el(ev, TT, "XAddr", ctx.base_url + SERVICE_PATHS[TEV])
     el(ev, TT, "WSSubscriptionPolicySupport", False)
     el(ev, TT, "WSPullPointSupport", True)
     el(ev, TT, "WSPausableSubscriptionManagerInterfaceSupport", False)
@@ -538,4 +549,10 @@ OPERATIONS: dict[tuple[str, str], Handler] = {
     (TPTZ, "SetPreset"): set_preset,
     (TPTZ, "GotoPreset"): goto_preset,
     (TPTZ, "RemovePreset"): remove_preset,
+    (TEV, "GetEventProperties"): get_event_properties,
+    (TEV, "CreatePullPointSubscription"): create_pull_point_subscription,
+    (TEV, "PullMessages"): pull_messages,
+    (TEV, "SetSynchronizationPoint"): set_synchronization_point,
+    (WSNT, "Renew"): renew,
+    (WSNT, "Unsubscribe"): unsubscribe,
 }

@@ -206,8 +206,10 @@ def envelope(body_child: ET.Element, headers: list[ET.Element] | None = None,
              qname_prefixes: tuple[str, ...] = ()) -> bytes:
     """``qname_prefixes``: prefixes used only inside text values (``ter:NotAuthorized``), which
     ElementTree would not declare by itself; clients resolve those QNames."""
-    env = ET.Element(f"{{{SOAP_ENV}}}Envelope",
-                     {f"xmlns:{p}": PREFIXES[p] for p in qname_prefixes})
+    used = {_split(t)[0] for node in body_child.iter()
+            for t in (node.tag, *node.attrib) if t.startswith("{")}
+    env = ET.Element(f"{{{SOAP_ENV}}}Envelope", {
+        f"xmlns:{p}": PREFIXES[p] for p in qname_prefixes if PREFIXES[p] not in used})
     if headers:
         header = ET.SubElement(env, f"{{{SOAP_ENV}}}Header")
         header.extend(headers)

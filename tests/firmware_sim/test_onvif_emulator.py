@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import socket
 import time
 from collections.abc import Iterator
@@ -277,6 +278,55 @@ def test_image_faults_change_the_picture(camera: CameraEmulator) -> None:
     first = camera.frame_jpeg("Profile_Sub")
     time.sleep(0.05)
     assert camera.frame_jpeg("Profile_Sub") == first
+
+
+def test_pull_point_events_carry_the_tamper_faults(camera: CameraEmulator) -> None:
+    def topics(reply: Any) -> list[tuple[str, str, str]]:
+        return [(m.Topic._value_1.split("/")[1], m.Message._value_1.Data.SimpleItem[0].Value,
+                 m.Message._value_1.PropertyOperation) for m in reply.NotificationMessage]
+
+    async def body(cam: ONVIFCamera) -> dict[str, Any]:
+        events = await cam.create_events_service()
+        out: dict[str, Any] = {"props": await events.GetEventProperties()}
+        manager = await cam.create_pullpoint_manager(datetime.timedelta(seconds=60),
+                                                     lambda: None)
+        pull = manager.get_service()
+        out["initial"] = topics(await pull.PullMessages({"Timeout": "PT1S",
+                                                         "MessageLimit": 10}))
+        started = time.monotonic()
+        out["empty"] = topics(await pull.PullMessages({"Timeout": "PT0.2S",
+                                                       "MessageLimit": 10}))
+        out["waited_s"] = time.monotonic() - started
+        camera.set_faults(blurred=True, covered=True)
+        out["raised"] = topics(await pull.PullMessages({"Timeout": "PT5S", "MessageLimit": 1}))
+        out["rest"] = topics(await pull.PullMessages({"Timeout": "PT5S", "MessageLimit": 10}))
+        camera.set_faults(blurred=False, covered=False, moved=True)
+        out["changed"] = topics(await pull.PullMessages({"Timeout": "PT5S",
+                                                         "MessageLimit": 10}))
+        subscription = await cam.create_subscription_service("PullPointSubscription")
+        out["renewed"] = await subscription.Renew({"TerminationTime": "PT120S"})
+        await manager.shutdown()  # Unsubscribe
+        try:
+            await pull.PullMessages({"Timeout": "PT1S", "MessageLimit": 10})
+        except zeep.exceptions.Fault as exc:
+            out["after_unsubscribe"] = exc
+        return out
+
+    out = run(camera.port, body)
+    assert out["props"].FixedTopicSet is True
+    assert sorted(out["initial"]) == [("GlobalSceneChange", "false", "Initialized"),
+                                      ("ImageTooBlurry", "false", "Initialized"),
+                                      ("ImageTooDark", "false", "Initialized")]
+    assert out["empty"] == [] and 0.15 < out["waited_s"] < 1.0
+    assert len(out["raised"]) == 1 and len(out["rest"]) == 1
+    assert sorted(out["raised"] + out["rest"]) == [("ImageTooBlurry", "true", "Changed"),
+                                                   ("ImageTooDark", "true", "Changed")]
+    assert sorted(out["changed"]) == [("GlobalSceneChange", "true", "Changed"),
+                                      ("ImageTooBlurry", "false", "Changed"),
+                                      ("ImageTooDark", "false", "Changed")]
+    renewed = out["renewed"]
+    assert 110 < (renewed.TerminationTime - renewed.CurrentTime).total_seconds() <= 120
+    assert "after_unsubscribe" in out
 
 
 # ------------------------------------------------------------------ malformed SOAP on the wire
