@@ -126,6 +126,9 @@ class CameraEmulator:
     def start(self) -> CameraEmulator:
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit TCP_NODELAY on Linux: without it the answer's headers and
+        # body (two writes) meet the client's delayed ACK and each reply waits ~40 ms.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.bind((self.host, self.port))
         except OSError as exc:
