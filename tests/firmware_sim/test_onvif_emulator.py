@@ -16,6 +16,8 @@ import httpx
 import numpy as np
 import pytest
 import zeep.exceptions
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onvif import ONVIFCamera
 from onvif.exceptions import ONVIFError
 
@@ -251,7 +253,11 @@ def test_clock_skew_is_handled_by_the_clients_offset(camera: CameraEmulator) -> 
     clock, info, dt_diff = run(camera.port, body, adjust_time=True)
     assert info.Model == "KP-PTZ-2MP"
     assert dt_diff.total_seconds() == pytest.approx(3600, abs=3)
-    assert clock.UTCDateTime.Time.Hour == (time.gmtime(time.time() + 3600).tm_hour)
+    d, t = clock.UTCDateTime.Date, clock.UTCDateTime.Time
+    camera_clock = datetime.datetime(d.Year, d.Month, d.Day, t.Hour, t.Minute, t.Second,
+                                     tzinfo=datetime.UTC)
+    expected = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=3600)
+    assert abs((camera_clock - expected).total_seconds()) < 5
     with pytest.raises((zeep.exceptions.Fault, ONVIFError)):  # without the offset: stale
         run(camera.port, body, adjust_time=False)
 
@@ -410,6 +416,18 @@ def test_zeeps_own_usernametoken_passes_the_check() -> None:
         req = parse_request(etree.tostring(env))
         assert req.token is not None and req.token.created.endswith("Z" if zulu else "+00:00")
         check_token(req.token, USER, PASSWORD, parse_created("2026-12-03T08:00:30Z"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=300), st.builds(
+    lambda head, junk, tail: GET_INFO[:head] + junk + GET_INFO[tail:],
+    st.integers(0, len(GET_INFO)), st.binary(max_size=20), st.integers(0, len(GET_INFO)))))
+def test_parse_request_never_crashes(data: bytes) -> None:
+    # Any bytes: a SoapRequest or a SoapFault, never another exception.
+    try:
+        parse_request(data)
+    except SoapFault as fault:
+        assert fault.http_status in (400, 500)
 
 
 def test_parse_request_and_durations() -> None:
