@@ -398,12 +398,14 @@ def build_parser() -> argparse.ArgumentParser:
     from kota.bench_core import add_parser as add_bench_core
     from kota.bench_loop import add_parser as add_bench_loop
     from kota.bench_recap import add_parser as add_bench_recap
+    from kota.bench_video import add_parser as add_bench_video
     from kota.bench_zk import add_parser as add_bench_zk
 
     add_bench_control(bench_sub)
     add_bench_core(bench_sub)
     add_bench_loop(bench_sub)
     add_bench_recap(bench_sub)
+    add_bench_video(bench_sub)
     add_bench_zk(bench_sub)
     ctl = add(bench_sub, "controller", "one emulator process serving many controllers, polled by "
               "the driver", cmd_bench_controller,

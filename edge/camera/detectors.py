@@ -1,0 +1,332 @@
+"""Video detectors for one camera: detection zones as virtual loops, and camera tamper.
+
+Owns frame → per-zone presence/count/occupancy/queue (published per interval in the shape of
+loop detectors: det_count, det_occupancy_pct, det_fault) and frame → tamper events (blur,
+blackout, moved, frozen). Pure computation over frames handed in: no capture, no MQTT, no
+clock (time is frames / fps). Must not import the control room, the CLI or the simulators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+SHADOW = 127            # MOG2's shadow label: treated as background
+FOREGROUND = 255
+
+
+# --------------------------------------------------------------------------- pure logic
+
+
+@dataclass(slots=True)
+class HysteresisState:
+    """Per-zone presence state, vectorised over zones."""
+
+    on: np.ndarray              # bool[z]
+    run: np.ndarray             # int[z]: consecutive frames arguing for the other state
+
+    @classmethod
+    def empty(cls, zones: int) -> HysteresisState:
+        return cls(np.zeros(zones, bool), np.zeros(zones, np.int64))
+
+
+def presence_step(state: HysteresisState, fraction: np.ndarray, on_fraction: float,
+                  off_fraction: float, min_on_frames: int, min_off_frames: int
+                  ) -> tuple[HysteresisState, np.ndarray]:
+    """One frame of hysteresis; returns the new state and the rising edges (bool[z]).
+
+    Off → on needs ``min_on_frames`` consecutive frames with fraction ≥ on_fraction;
+    on → off needs ``min_off_frames`` consecutive frames with fraction < off_fraction.
+    """
+    arguing = np.where(state.on, fraction < off_fraction, fraction >= on_fraction)
+    run = np.where(arguing, state.run + 1, 0)
+    flip = run >= np.where(state.on, min_off_frames, min_on_frames)
+    on = state.on ^ flip
+    return HysteresisState(on, np.where(flip, 0, run)), flip & on
+
+
+def presence_series(fractions: np.ndarray, on_fraction: float, off_fraction: float,
+                    min_on_frames: int = 1, min_off_frames: int = 1
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Presence (bool[t, z]) and rising edges (bool[t, z]) of a fraction series [t, z]."""
+    fractions = np.atleast_2d(np.asarray(fractions, float))
+    state = HysteresisState.empty(fractions.shape[1])
+    present = np.zeros(fractions.shape, bool)
+    rising = np.zeros(fractions.shape, bool)
+    for t, row in enumerate(fractions):
+        state, rising[t] = presence_step(state, row, on_fraction, off_fraction, min_on_frames,
+                                         min_off_frames)
+        present[t] = state.on
+    return present, rising
+
+
+def queue_lengths(present: np.ndarray, chains: Sequence[Sequence[int]]) -> np.ndarray:
+    """Occupied zones counted from the stop line back, per chain, until the first free one.
+
+    ``present`` is bool[z] (or bool[t, z]); each chain lists zone indices from the stop line.
+    """
+    present = np.asarray(present, bool)
+    out = []
+    for chain in chains:
+        run = present[..., list(chain)]
+        # cumprod stops at the first free zone: the queue is the unbroken run from the line
+        out.append(np.cumprod(run, axis=-1).sum(axis=-1))
+    return np.stack(out, axis=-1) if out else np.zeros(present.shape[:-1] + (0,), np.int64)
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneConfig:
+    zone_id: str
+    polygon: tuple[tuple[float, float], ...]     # full-frame pixels
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneDetectorConfig:
+    zones: tuple[ZoneConfig, ...]
+    queues: tuple[tuple[str, ...], ...] = ()     # zone ids from the stop line back
+    fps: float = 10.0
+    scale: float = 0.5                           # work at half resolution
+    on_fraction: float = 0.05
+    off_fraction: float = 0.025
+    min_on_frames: int = 1
+    min_off_frames: int = 1
+    background_s: float = 300.0                  # MOG2 history; a queue must not fade in a red
+    var_threshold: float = 25.0
+    warmup_s: float = 5.0                        # learning fast from an empty model
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneInterval:
+    """One interval of one camera in the loop detectors' shape, plus the camera's extras."""
+
+    det_count: tuple[int, ...]
+    det_occupancy_pct: tuple[float, ...]
+    det_fault: tuple[bool, ...]
+    queue_zones: tuple[int, ...]
+    frames: int
+
+
+# --------------------------------------------------------------------------- zones
+
+
+class ZoneDetector:
+    """All zones of one camera: MOG2 foreground (shadows as background) → per-zone presence."""
+
+    def __init__(self, config: ZoneDetectorConfig, frame_size: tuple[int, int]) -> None:
+        self.config = c = config
+        width, height = frame_size
+        self._size = (max(1, round(width * c.scale)), max(1, round(height * c.scale)))
+        self._mog = cv2.createBackgroundSubtractorMOG2(
+            history=max(1, round(c.background_s * c.fps)), varThreshold=c.var_threshold,
+            detectShadows=True)
+        self._history = max(1, round(c.background_s * c.fps))
+        self._warmup = max(1, round(c.warmup_s * c.fps))
+        ids = [z.zone_id for z in c.zones]
+        self._chains = [[ids.index(i) for i in chain] for chain in c.queues]
+        # Per zone: its bounding box in the small frame and its mask inside it, computed once.
+        self._boxes: list[tuple[slice, slice, np.ndarray, int]] = []
+        sw, sh = self._size
+        for z in c.zones:
+            mask = np.zeros((sh, sw), np.uint8)
+            pts = np.round(np.asarray(z.polygon, float) * c.scale).astype(np.int32)
+            cv2.fillPoly(mask, [pts], 255)
+            x, y, w, h = cv2.boundingRect(pts)
+            x0, y0 = max(x, 0), max(y, 0)
+            x1, y1 = min(x + w, sw), min(y + h, sh)
+            sub = np.ascontiguousarray(mask[y0:y1, x0:x1])
+            self._boxes.append((slice(y0, y1), slice(x0, x1), sub, max(1, cv2.countNonZero(sub))))
+        n = len(c.zones)
+        self._state = HysteresisState.empty(n)
+        self._frames_seen = 0
+        self._level_ref: float | None = None
+        self._reset_interval()
+        self.fraction = np.zeros(n)
+
+    def _reset_interval(self) -> None:
+        n = len(self.config.zones)
+        self._count = np.zeros(n, np.int64)
+        self._on_frames = np.zeros(n, np.int64)
+        self._frames = 0
+        self._faulty = False
+
+    @property
+    def present(self) -> np.ndarray:
+        return self._state.on.copy()
+
+    def small(self, frame: np.ndarray) -> np.ndarray:
+        """The working-resolution frame (shared with the tamper detector by the caller)."""
+        return cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
+
+    def update(self, small: np.ndarray, faulty: bool = False) -> np.ndarray:
+        """Feed one working-resolution frame; returns presence per zone (bool[z])."""
+        c = self.config
+        self._frames_seen += 1
+        # Learn fast for the warm-up, then at 1/history: a stopped queue fades only after
+        # minutes (MOG2 absorbs a still object after about 0.1 × history frames).
+        # Automatic gain: hold the frame's mean brightness at the warm-up's, so slow lighting
+        # drift (clouds, dusk) does not turn the whole road into foreground.
+        level = sum(cv2.mean(small)[:3]) / 3
+        if self._frames_seen <= self._warmup or self._level_ref is None:
+            self._level_ref = level if self._level_ref is None else (
+                self._level_ref + (level - self._level_ref) / self._frames_seen)
+        elif level > 1.0:
+            small = cv2.convertScaleAbs(small, alpha=self._level_ref / level)
+        rate = (1.0 / self._frames_seen if self._frames_seen <= self._warmup
+                else 1.0 / self._history)
+        mask = self._mog.apply(small, learningRate=rate)
+        fg = cv2.threshold(mask, SHADOW, 255, cv2.THRESH_BINARY)[1]  # shadows → background
+        fraction = self.fraction
+        for i, (ys, xs, zmask, area) in enumerate(self._boxes):
+            fraction[i] = cv2.countNonZero(cv2.bitwise_and(fg[ys, xs], zmask)) / area
+        self._state, rising = presence_step(self._state, fraction, c.on_fraction,
+                                            c.off_fraction, c.min_on_frames, c.min_off_frames)
+        self._count += rising
+        self._on_frames += self._state.on
+        self._frames += 1
+        self._faulty |= faulty
+        return self._state.on
+
+    def queue(self) -> tuple[int, ...]:
+        return tuple(int(q) for q in queue_lengths(self._state.on, self._chains))
+
+    def interval(self) -> ZoneInterval:
+        """Close the interval: counts, occupancy %, fault (tamper or no frames) per zone."""
+        n = len(self.config.zones)
+        frames = self._frames
+        fault = self._faulty or frames == 0
+        occ = self._on_frames * 100.0 / frames if frames else np.zeros(n)
+        out = ZoneInterval(tuple(int(x) for x in self._count),
+                           tuple(round(float(x), 1) for x in occ), (fault,) * n, self.queue(),
+                           frames)
+        self._reset_interval()
+        return out
+
+
+# --------------------------------------------------------------------------- tamper
+
+
+TAMPER_KINDS = ("blurred", "covered", "moved", "frozen")
+
+
+@dataclass(frozen=True, slots=True)
+class TamperConfig:
+    fps: float = 10.0
+    check_hz: float = 2.0                # tamper checks per second (cheap, but not every frame)
+    raise_s: float = 2.0                 # a condition must hold this long to raise
+    clear_s: float = 3.0                 # and be gone this long to clear
+    frozen_s: float = 2.5                # frame difference ≈ 0 for this long
+    frozen_mean_diff: float = 0.05       # grey levels; live sensors never reach it
+    blur_ratio: float = 0.35             # Laplacian variance / own baseline
+    baseline_s: float = 120.0            # time constant of that baseline
+    warmup_s: float = 3.0
+    dark_mean: float = 25.0
+    dark_std: float = 8.0
+    shift_px: float = 3.0                # at the working resolution
+
+
+@dataclass(frozen=True, slots=True)
+class TamperEvent:
+    kind: str
+    active: bool                         # True raised, False cleared
+    frame: int
+
+
+@dataclass(slots=True)
+class _Debounce:
+    raise_n: int
+    clear_n: int
+    active: bool = False
+    run: int = 0
+
+    def step(self, condition: bool) -> bool | None:
+        """Feed one check; returns the new state when it flips, else None."""
+        self.run = self.run + 1 if condition != self.active else 0
+        if self.run >= (self.clear_n if self.active else self.raise_n):
+            self.active, self.run = not self.active, 0
+            return self.active
+        return None
+
+
+@dataclass(slots=True)
+class _TamperState:
+    prev: np.ndarray | None = None
+    reference: np.ndarray | None = None
+    baseline: float | None = None
+    still_frames: int = 0
+    frames: int = 0
+    checks: dict[str, _Debounce] = field(default_factory=dict)
+
+
+class TamperDetector:
+    """Blur, blackout, moved and frozen, each raised and cleared with hysteresis."""
+
+    def __init__(self, config: TamperConfig | None = None) -> None:
+        self.config = c = config or TamperConfig()
+        self._every = max(1, round(c.fps / c.check_hz))
+        checks_per_s = c.fps / self._every
+        raise_n = max(1, round(c.raise_s * checks_per_s))
+        clear_n = max(1, round(c.clear_s * checks_per_s))
+        checks = {k: _Debounce(raise_n, clear_n) for k in TAMPER_KINDS}
+        checks["frozen"] = _Debounce(1, clear_n)    # frozen_s is its own debounce
+        self._s = _TamperState(checks=checks)
+        self._frozen_frames = max(1, round(c.frozen_s * c.fps))
+        self._warmup = round(c.warmup_s * c.fps)
+        self._window: np.ndarray | None = None
+        self.figures: dict[str, float] = {}
+
+    @property
+    def active(self) -> frozenset[str]:
+        return frozenset(k for k, d in self._s.checks.items() if d.active)
+
+    def update(self, small: np.ndarray) -> list[TamperEvent]:
+        """Feed one working-resolution frame (BGR or grey); returns events raised/cleared."""
+        c, s = self.config, self._s
+        gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+        s.frames += 1
+        if s.prev is not None:
+            # Every frame: a frozen stream shows up as an exact repeat, one frame is enough.
+            still = cv2.norm(gray, s.prev, cv2.NORM_L1) / gray.size < c.frozen_mean_diff
+            s.still_frames = s.still_frames + 1 if still else 0
+        s.prev = gray
+        if s.frames % self._every:
+            return []
+        mean, std = cv2.meanStdDev(gray)
+        mean_v, std_v = float(mean[0, 0]), float(std[0, 0])
+        lap_var = float(cv2.meanStdDev(cv2.Laplacian(gray, cv2.CV_32F))[1][0, 0] ** 2)
+        dark = mean_v < c.dark_mean and std_v < c.dark_std
+        grey32 = gray.astype(np.float32)
+        if self._window is None:
+            self._window = cv2.createHanningWindow(gray.shape[::-1], cv2.CV_32F)
+        if s.reference is None or s.frames <= self._warmup:
+            s.reference = grey32
+        (dx, dy), _ = cv2.phaseCorrelate(s.reference, grey32, self._window)
+        shift = float(np.hypot(dx, dy))
+        if s.baseline is None:
+            s.baseline = lap_var
+        blur_ratio = lap_var / s.baseline if s.baseline > 0 else 1.0
+        conditions = {
+            "covered": dark,
+            "blurred": not dark and blur_ratio < c.blur_ratio,
+            "moved": not dark and s.frames > self._warmup and shift > c.shift_px,
+            "frozen": s.still_frames >= self._frozen_frames,
+        }
+        self.figures = {"mean": mean_v, "std": std_v, "lap_var": lap_var,
+                        "blur_ratio": blur_ratio, "shift_px": shift}
+        events = []
+        for kind, cond in conditions.items():
+            flip = s.checks[kind].step(cond)
+            if flip is not None:
+                events.append(TamperEvent(kind, flip, s.frames))
+        if not any(d.active or d.run for d in s.checks.values()):
+            # The baseline follows the camera's own sharpness (day, night, drift) only while
+            # nothing is suspicious, so a slow blur cannot teach it to accept itself.
+            dt_s = self._every / c.fps
+            alpha = 1.0 if s.frames <= self._warmup else dt_s / c.baseline_s
+            s.baseline += alpha * (lap_var - s.baseline)
+        return events

@@ -1,0 +1,1 @@
+"""A rendered road scene with exact ground truth, for the edge's video detectors (issue 8)."""

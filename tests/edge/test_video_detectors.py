@@ -1,0 +1,134 @@
+"""Video detectors (edge.camera) on rendered scenes with exact truth, and their pure logic."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.camera.detectors import (
+    HysteresisState,
+    TamperConfig,
+    TamperDetector,
+    presence_series,
+    presence_step,
+    queue_lengths,
+)
+from kota.bench_video import accuracy, detector_for, tamper_delay_s
+from simulators.camera.scene import HEIGHT, WIDTH, Scene, SceneConfig
+
+FPS = 10.0
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> None:
+    cv2.setNumThreads(1)
+
+
+# --------------------------------------------------------------------------- pure logic
+
+
+def test_hysteresis_needs_min_frames_and_counts_rising_edges() -> None:
+    # One zone; on at ≥ 0.5 for 2 frames, off below 0.2 for 2 frames.
+    fractions = np.array([[0.0], [0.6], [0.1], [0.6], [0.6], [0.3], [0.1], [0.3], [0.1],
+                          [0.1], [0.9], [0.9]])
+    present, rising = presence_series(fractions, 0.5, 0.2, min_on_frames=2, min_off_frames=2)
+    # t5 and t7 sit in the band and restart the off run; two frames below 0.2 at t8–t9.
+    assert present[:, 0].tolist() == [False, False, False, False, True, True, True, True, True,
+                                      False, False, True]
+    assert rising[:, 0].tolist() == [False] * 4 + [True] + [False] * 6 + [True]
+    assert rising.sum() == 2
+
+
+def test_hysteresis_band_holds_state_per_zone() -> None:
+    # Two zones in one step: 0.3 sits in the band (off < 0.3 < on) and changes nothing.
+    state = HysteresisState(np.array([False, True]), np.zeros(2, np.int64))
+    state, rising = presence_step(state, np.array([0.3, 0.3]), 0.5, 0.2, 1, 1)
+    assert state.on.tolist() == [False, True] and not rising.any()
+    state, rising = presence_step(state, np.array([0.5, 0.1]), 0.5, 0.2, 1, 1)
+    assert state.on.tolist() == [True, False] and rising.tolist() == [True, False]
+
+
+def test_queue_counts_unbroken_run_from_stop_line() -> None:
+    present = np.array([True, True, False, True,   # lane A: zones 0..3 from the line
+                        False, True, True])         # lane B: zones 4..6
+    chains = [[0, 1, 2, 3], [4, 5, 6]]
+    assert queue_lengths(present, chains).tolist() == [2, 0]
+    series = np.array([[True, True, True, True, True, True, True],
+                       [False, True, True, True, True, False, True]])
+    assert queue_lengths(series, chains).tolist() == [[4, 3], [0, 1]]
+
+
+def test_interval_in_loop_detector_shape() -> None:
+    scene = Scene(SceneConfig(seed=2))
+    det = detector_for(scene, FPS)
+    for i in range(30):
+        det.update(det.small(scene.frame(i / FPS)[0]))
+    out = det.interval()
+    n = len(scene.zones)
+    assert len(out.det_count) == len(out.det_occupancy_pct) == len(out.det_fault) == n == 8
+    assert all(0.0 <= o <= 100.0 for o in out.det_occupancy_pct) and out.frames == 30
+    assert len(out.queue_zones) == 3 and not any(out.det_fault)
+    assert det.interval().det_fault == (True,) * n     # no frames: faulty, like a dead loop
+
+
+# --------------------------------------------------------------------------- scenes
+
+
+def test_scene_is_deterministic_and_truth_counts() -> None:
+    a, b = Scene(SceneConfig(seed=9)), Scene(SceneConfig(seed=9))
+    fa, ta = a.frame(12.0)
+    fb, tb = b.frame(12.0)
+    assert fa.shape == (HEIGHT, WIDTH, 3) and fa.dtype == np.uint8
+    assert np.array_equal(fa, fb) and ta == tb
+
+
+def test_daylight_counts_and_presence() -> None:
+    acc = accuracy("day", seconds=100.0, fps=FPS, seed=3, settle_s=40.0)
+    print(f"\nday: {acc}")
+    assert acc.count_truth >= 30
+    assert acc.count_error_pct <= 5.0
+    assert acc.presence_f1 >= 0.95
+
+
+@pytest.mark.parametrize("condition", ["night", "noisy"])
+def test_night_and_noisy_figures(condition: str) -> None:
+    acc = accuracy(condition, seconds=40.0, fps=FPS, seed=3, settle_s=30.0)  # type: ignore[arg-type]
+    print(f"\n{condition}: {acc}")
+    assert acc.presence_f1 >= 0.8            # loose: the figures are reported, not promised
+
+
+# --------------------------------------------------------------------------- tamper
+
+
+@pytest.mark.parametrize("kind", ["covered", "blurred", "moved", "frozen"])
+def test_tamper_raised_within_5_s(kind: str) -> None:
+    delay = tamper_delay_s(kind, fps=FPS, onset_s=12.0, limit_s=6.0)  # type: ignore[arg-type]
+    print(f"\n{kind}: raised after {delay} s")
+    assert delay is not None and delay <= 5.0
+
+
+def test_tamper_clears_after_the_camera_recovers() -> None:
+    scene = Scene(SceneConfig(seed=5))
+    det = detector_for(scene, FPS)
+    tamper = TamperDetector(TamperConfig(fps=FPS))
+    events = []
+    for i in range(300):
+        t = i / FPS
+        frame, _ = scene.frame(t, tamper="covered" if 10.0 <= t < 16.0 else None)
+        events += [(e.kind, e.active, e.frame / FPS) for e in tamper.update(det.small(frame))]
+    kinds = [(k, a) for k, a, _ in events]
+    assert kinds == [("covered", True), ("covered", False)]
+    assert 16.0 < events[1][2] <= 21.0
+
+
+def test_no_tamper_false_alarm_in_ten_minutes() -> None:
+    # Ten simulated minutes at 2 fps (the detector is told its fps), lighting drift included.
+    fps = 2.0
+    scene = Scene(SceneConfig(seed=11, drift_period_s=180.0))
+    det = detector_for(scene, fps)
+    tamper = TamperDetector(TamperConfig(fps=fps))
+    events = []
+    for i in range(round(600 * fps)):
+        events += tamper.update(det.small(scene.frame(i / fps)[0]))
+    assert events == []
