@@ -226,8 +226,9 @@ class TamperConfig:
     baseline_s: float = 120.0            # time constant of that baseline
     warmup_s: float = 3.0
     dark_mean: float = 25.0
-    dark_std: float = 8.0
+    dark_std: float = 3.0
     shift_px: float = 3.0                # at the working resolution
+    min_response: float = 0.03           # phase-correlation peak below this is no evidence
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,8 +245,10 @@ class _Debounce:
     active: bool = False
     run: int = 0
 
-    def step(self, condition: bool) -> bool | None:
-        """Feed one check; returns the new state when it flips, else None."""
+    def step(self, condition: bool | None) -> bool | None:
+        """Feed one check (None: no evidence either way); returns the new state on a flip."""
+        if condition is None:
+            return None
         self.run = self.run + 1 if condition != self.active else 0
         if self.run >= (self.clear_n if self.active else self.raise_n):
             self.active, self.run = not self.active, 0
@@ -300,24 +303,30 @@ class TamperDetector:
         mean_v, std_v = float(mean[0, 0]), float(std[0, 0])
         lap_var = float(cv2.meanStdDev(cv2.Laplacian(gray, cv2.CV_32F))[1][0, 0] ** 2)
         dark = mean_v < c.dark_mean and std_v < c.dark_std
-        grey32 = gray.astype(np.float32)
+        # Clip the highlights: at night headlights are the brightest, moving, structure and
+        # would drag the correlation along with the traffic.
+        grey32 = np.minimum(gray, max(8.0, 2.0 * mean_v)).astype(np.float32)
         if self._window is None:
             self._window = cv2.createHanningWindow(gray.shape[::-1], cv2.CV_32F)
         if s.reference is None or s.frames <= self._warmup:
             s.reference = grey32
-        (dx, dy), _ = cv2.phaseCorrelate(s.reference, grey32, self._window)
+        (dx, dy), response = cv2.phaseCorrelate(s.reference, grey32, self._window)
         shift = float(np.hypot(dx, dy))
         if s.baseline is None:
             s.baseline = lap_var
         blur_ratio = lap_var / s.baseline if s.baseline > 0 else 1.0
-        conditions = {
+        moved: bool | None = not dark and s.frames > self._warmup and shift > c.shift_px
+        if moved and response < c.min_response:
+            moved = None                        # a weak peak: neither moved nor in place
+        conditions: dict[str, bool | None] = {
             "covered": dark,
             "blurred": not dark and blur_ratio < c.blur_ratio,
-            "moved": not dark and s.frames > self._warmup and shift > c.shift_px,
+            "moved": moved,
             "frozen": s.still_frames >= self._frozen_frames,
         }
         self.figures = {"mean": mean_v, "std": std_v, "lap_var": lap_var,
-                        "blur_ratio": blur_ratio, "shift_px": shift}
+                        "blur_ratio": blur_ratio, "shift_px": shift,
+                        "shift_response": float(response)}
         events = []
         for kind, cond in conditions.items():
             flip = s.checks[kind].step(cond)

@@ -14,7 +14,7 @@ from edge.camera.detectors import (
     presence_step,
     queue_lengths,
 )
-from kota.bench_video import accuracy, detector_for, tamper_delay_s
+from kota.bench_video import accuracy, detector_for, tamper_delay_s, tamper_false_alarms
 from simulators.camera.scene import HEIGHT, WIDTH, Scene, SceneConfig
 
 FPS = 10.0
@@ -93,7 +93,7 @@ def test_daylight_counts_and_presence() -> None:
 
 @pytest.mark.parametrize("condition", ["night", "noisy"])
 def test_night_and_noisy_figures(condition: str) -> None:
-    acc = accuracy(condition, seconds=40.0, fps=FPS, seed=3, settle_s=30.0)  # type: ignore[arg-type]
+    acc = accuracy(condition, seconds=30.0, fps=FPS, seed=3, settle_s=30.0)  # type: ignore[arg-type]
     print(f"\n{condition}: {acc}")
     assert acc.presence_f1 >= 0.8            # loose: the figures are reported, not promised
 
@@ -101,10 +101,12 @@ def test_night_and_noisy_figures(condition: str) -> None:
 # --------------------------------------------------------------------------- tamper
 
 
+@pytest.mark.parametrize("condition", ["day", "night"])
 @pytest.mark.parametrize("kind", ["covered", "blurred", "moved", "frozen"])
-def test_tamper_raised_within_5_s(kind: str) -> None:
-    delay = tamper_delay_s(kind, fps=FPS, onset_s=12.0, limit_s=6.0)  # type: ignore[arg-type]
-    print(f"\n{kind}: raised after {delay} s")
+def test_tamper_raised_within_5_s(kind: str, condition: str) -> None:
+    delay = tamper_delay_s(kind, fps=FPS, onset_s=10.0, limit_s=6.0,  # type: ignore[arg-type]
+                           condition=condition)  # type: ignore[arg-type]
+    print(f"\n{condition} {kind}: raised after {delay} s")
     assert delay is not None and delay <= 5.0
 
 
@@ -122,13 +124,8 @@ def test_tamper_clears_after_the_camera_recovers() -> None:
     assert 16.0 < events[1][2] <= 21.0
 
 
-def test_no_tamper_false_alarm_in_ten_minutes() -> None:
-    # Ten simulated minutes at 2 fps (the detector is told its fps), lighting drift included.
-    fps = 2.0
-    scene = Scene(SceneConfig(seed=11, drift_period_s=180.0))
-    det = detector_for(scene, fps)
-    tamper = TamperDetector(TamperConfig(fps=fps))
-    events = []
-    for i in range(round(600 * fps)):
-        events += tamper.update(det.small(scene.frame(i / fps)[0]))
-    assert events == []
+@pytest.mark.parametrize("condition", ["day", "night"])
+def test_no_tamper_false_alarm_in_ten_minutes(condition: str) -> None:
+    # Ten simulated minutes at 1 fps (the detector is told its fps), lighting drift included;
+    # at night the headlights are the brightest moving structure.
+    assert tamper_false_alarms(condition, seconds=600.0, fps=1.0) == []  # type: ignore[arg-type]
