@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -146,6 +147,9 @@ def speed(frames: list[np.ndarray], runs: int = 3, fps: float = 10.0) -> dict[st
 
 
 def bench_video(args: argparse.Namespace) -> int:
+    if args.frames < 1 or args.runs < 1 or not args.seconds > 0:
+        print("kota bench video: --frames, --runs and --seconds must be positive", file=sys.stderr)
+        return 2
     frames = render(args.frames)
     figures: dict[str, Any] = {"speed": speed(frames, args.runs)}
     s = figures["speed"]
@@ -184,8 +188,9 @@ def add_parser(bench_subparsers: argparse._SubParsersAction) -> argparse.Argumen
         "edge's video detectors (edge.camera.detectors) over it. (1) Speed: ZoneDetector plus "
         "TamperDetector at 640x360 with 8 zones on --frames pre-rendered frames (the renderer "
         "is not timed), OpenCV single-threaded, frames/s per core, median of --runs (goal "
-        "≥ 200). (2) Accuracy in the same run: count error % and per-frame zone presence F1 "
-        "(stop-line zones; all zones too) for day, night and noisy scenes, --seconds scored after 60 s of settling. (3) Seconds "
+        "≥ 200). (2) Accuracy in the same run: count error % (stop-line zones, and all "
+        "zones) and per-frame presence F1 over all zones for day, night and noisy scenes, "
+        "--seconds scored after 60 s of settling; at night zones count headlamps. (3) Seconds "
         "from onset until each tamper (covered, blurred, moved, frozen) is raised, and tamper "
         "false alarms over 10 minutes of untampered scene, per condition.",
         epilog="Example: `kota bench video --json`. Exit codes: 0 done, 1 a tamper was not "

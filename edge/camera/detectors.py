@@ -99,6 +99,9 @@ class ZoneDetectorConfig:
     background_s: float = 300.0                  # MOG2 history; a queue must not fade in a red
     var_threshold: float = 25.0
     warmup_s: float = 5.0                        # learning fast from an empty model
+    night_level: float = 45.0                    # mean grey below this: count headlights
+    lamp_level: int = 150                        # grey level of a lit headlamp
+    lamp_on_fraction: float = 0.006
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +150,8 @@ class ZoneDetector:
         self._level_ref: float | None = None
         self._reset_interval()
         self.fraction = np.zeros(n)
+        self._lamps = HysteresisState.empty(n)
+        self._lamp_fraction = np.zeros(n)
 
     def _reset_interval(self) -> None:
         n = len(self.config.zones)
@@ -167,8 +172,6 @@ class ZoneDetector:
         """Feed one working-resolution frame; returns presence per zone (bool[z])."""
         c = self.config
         self._frames_seen += 1
-        # Learn fast for the warm-up, then at 1/history: a stopped queue fades only after
-        # minutes (MOG2 absorbs a still object after about 0.1 × history frames).
         # Automatic gain: hold the frame's mean brightness at the warm-up's, so slow lighting
         # drift (clouds, dusk) does not turn the whole road into foreground.
         level = sum(cv2.mean(small)[:3]) / 3
@@ -177,6 +180,8 @@ class ZoneDetector:
                 self._level_ref + (level - self._level_ref) / self._frames_seen)
         elif level > 1.0:
             small = cv2.convertScaleAbs(small, alpha=self._level_ref / level)
+        # Learn fast for the warm-up, then at 1/history: a stopped queue fades only after
+        # minutes (MOG2 absorbs a still object after about 0.1 × history frames).
         rate = (1.0 / self._frames_seen if self._frames_seen <= self._warmup
                 else 1.0 / self._history)
         mask = self._mog.apply(small, learningRate=rate)
@@ -186,6 +191,17 @@ class ZoneDetector:
             fraction[i] = cv2.countNonZero(cv2.bitwise_and(fg[ys, xs], zmask)) / area
         self._state, rising = presence_step(self._state, fraction, c.on_fraction,
                                             c.off_fraction, c.min_on_frames, c.min_off_frames)
+        if self._level_ref is not None and self._level_ref < c.night_level:
+            # At night the headlight glow bridges the gap between vehicles, so presence edges
+            # undercount; the lamps themselves are the vehicles' clearest mark: count their
+            # rising edges instead (front-to-front spacing exceeds a 3 m zone).
+            gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+            lit = cv2.threshold(gray, c.lamp_level, 255, cv2.THRESH_BINARY)[1]
+            lamps = self._lamp_fraction
+            for i, (ys, xs, zmask, area) in enumerate(self._boxes):
+                lamps[i] = cv2.countNonZero(cv2.bitwise_and(lit[ys, xs], zmask)) / area
+            self._lamps, rising = presence_step(self._lamps, lamps, c.lamp_on_fraction,
+                                                c.lamp_on_fraction / 2, 1, 1)
         self._count += rising
         self._on_frames += self._state.on
         self._frames += 1
@@ -307,7 +323,7 @@ class TamperDetector:
         # would drag the correlation along with the traffic.
         grey32 = np.minimum(gray, max(8.0, 2.0 * mean_v)).astype(np.float32)
         if self._window is None:
-            self._window = cv2.createHanningWindow(gray.shape[::-1], cv2.CV_32F)
+            self._window = cv2.createHanningWindow(grey32.shape[::-1], cv2.CV_32F)
         if s.reference is None or s.frames <= self._warmup:
             s.reference = grey32
         (dx, dy), response = cv2.phaseCorrelate(s.reference, grey32, self._window)

@@ -84,7 +84,7 @@ def test_scene_is_deterministic_and_truth_counts() -> None:
 
 
 def test_daylight_counts_and_presence() -> None:
-    acc = accuracy("day", seconds=100.0, fps=FPS, seed=3, settle_s=40.0)
+    acc = accuracy("day", seconds=80.0, fps=FPS, seed=3, settle_s=35.0)
     print(f"\nday: {acc}")
     assert acc.count_truth >= 30
     assert acc.count_error_pct <= 5.0
@@ -93,9 +93,11 @@ def test_daylight_counts_and_presence() -> None:
 
 @pytest.mark.parametrize("condition", ["night", "noisy"])
 def test_night_and_noisy_figures(condition: str) -> None:
-    acc = accuracy(condition, seconds=30.0, fps=FPS, seed=3, settle_s=30.0)  # type: ignore[arg-type]
+    acc = accuracy(condition, seconds=25.0, fps=FPS, seed=3, settle_s=25.0)  # type: ignore[arg-type]
     print(f"\n{condition}: {acc}")
-    assert acc.presence_f1 >= 0.8            # loose: the figures are reported, not promised
+    # Loose: the figures are reported (kota bench video), not promised.
+    assert acc.presence_f1 >= 0.8
+    assert acc.count_error_pct <= 25.0
 
 
 # --------------------------------------------------------------------------- tamper
@@ -104,7 +106,7 @@ def test_night_and_noisy_figures(condition: str) -> None:
 @pytest.mark.parametrize("condition", ["day", "night"])
 @pytest.mark.parametrize("kind", ["covered", "blurred", "moved", "frozen"])
 def test_tamper_raised_within_5_s(kind: str, condition: str) -> None:
-    delay = tamper_delay_s(kind, fps=FPS, onset_s=10.0, limit_s=6.0,  # type: ignore[arg-type]
+    delay = tamper_delay_s(kind, fps=FPS, onset_s=6.0, limit_s=6.0,  # type: ignore[arg-type]
                            condition=condition)  # type: ignore[arg-type]
     print(f"\n{condition} {kind}: raised after {delay} s")
     assert delay is not None and delay <= 5.0
@@ -115,13 +117,13 @@ def test_tamper_clears_after_the_camera_recovers() -> None:
     det = detector_for(scene, FPS)
     tamper = TamperDetector(TamperConfig(fps=FPS))
     events = []
-    for i in range(300):
+    for i in range(200):
         t = i / FPS
-        frame, _ = scene.frame(t, tamper="covered" if 10.0 <= t < 16.0 else None)
+        frame, _ = scene.frame(t, tamper="covered" if 6.0 <= t < 12.0 else None)
         events += [(e.kind, e.active, e.frame / FPS) for e in tamper.update(det.small(frame))]
     kinds = [(k, a) for k, a, _ in events]
     assert kinds == [("covered", True), ("covered", False)]
-    assert 16.0 < events[1][2] <= 21.0
+    assert 12.0 < events[1][2] <= 17.0      # cleared 3 s (clear_s) after the cover went
 
 
 @pytest.mark.parametrize("condition", ["day", "night"])
