@@ -147,8 +147,9 @@ def speed(frames: list[np.ndarray], runs: int = 3, fps: float = 10.0) -> dict[st
 
 
 def bench_video(args: argparse.Namespace) -> int:
-    if args.frames < 1 or args.runs < 1 or not args.seconds > 0:
-        print("kota bench video: --frames, --runs and --seconds must be positive", file=sys.stderr)
+    if args.frames < 1 or args.runs < 1 or args.seeds < 1 or not args.seconds > 0:
+        print("kota bench video: --frames, --runs, --seeds and --seconds must be positive",
+              file=sys.stderr)
         return 2
     frames = render(args.frames)
     figures: dict[str, Any] = {"speed": speed(frames, args.runs)}
@@ -157,12 +158,20 @@ def bench_video(args: argparse.Namespace) -> int:
           f"{s['zones']} zones, {s['resolution']}, goal ≥ 200)", flush=True)
     figures["accuracy"] = {}
     for condition in ("day", "night", "noisy"):
-        acc = accuracy(condition, seconds=args.seconds)
-        figures["accuracy"][condition] = acc.as_dict()
-        print(f"  {condition:<6} count error {acc.count_error_pct:5.1f} % (per zone "
-              f"{acc.zone_count_error_pct:5.1f} %, {acc.count_detected}/{acc.count_truth}; all "
-              f"zones {acc.all_zones_count_error_pct:5.1f} %)  "
-              f"presence F1 {acc.presence_f1:.3f}", flush=True)
+        runs = []
+        for seed in range(3, 3 + args.seeds):
+            acc = accuracy(condition, seconds=args.seconds, seed=seed)
+            runs.append({"seed": seed, **acc.as_dict()})
+            print(f"  {condition:<6} seed {seed}  count error {acc.count_error_pct:5.1f} % "
+                  f"(per zone {acc.zone_count_error_pct:5.1f} %, {acc.count_detected}/"
+                  f"{acc.count_truth}; all zones {acc.all_zones_count_error_pct:5.1f} %)  "
+                  f"presence F1 {acc.presence_f1:.3f}", flush=True)
+        figures["accuracy"][condition] = {
+            "runs": runs,
+            "worst_count_error_pct": max(r["count_error_pct"] for r in runs),
+            "median_count_error_pct": statistics.median(r["count_error_pct"] for r in runs),
+            "worst_presence_f1": min(r["presence_f1"] for r in runs),
+            "median_presence_f1": statistics.median(r["presence_f1"] for r in runs)}
     figures["tamper_delay_s"] = {}
     figures["tamper_false_alarms_10_min"] = {}
     for condition in ("day", "night", "noisy"):
@@ -190,7 +199,7 @@ def add_parser(bench_subparsers: argparse._SubParsersAction) -> argparse.Argumen
         "is not timed), OpenCV single-threaded, frames/s per core, median of --runs (goal "
         "≥ 200). (2) Accuracy in the same run: count error % (stop-line zones, and all "
         "zones) and per-frame presence F1 over all zones for day, night and noisy scenes, "
-        "--seconds scored after 60 s of settling; at night zones count headlamps. (3) Seconds "
+        "--seconds scored after 60 s of settling, on --seeds scenes; at night zones count headlamps. (3) Seconds "
         "from onset until each tamper (covered, blurred, moved, frozen) is raised, and tamper "
         "false alarms over 10 minutes of untampered scene, per condition.",
         epilog="Example: `kota bench video --json`. Exit codes: 0 done, 1 a tamper was not "
@@ -202,6 +211,9 @@ def add_parser(bench_subparsers: argparse._SubParsersAction) -> argparse.Argumen
                    help="speed runs; the median is reported (default 5)")
     p.add_argument("--seconds", type=float, default=300.0, metavar="S",
                    help="scored seconds of scene per condition at 10 fps (default 300)")
+    p.add_argument("--seeds", type=int, default=3, metavar="K",
+                   help="scenes (seeds 3, 4, …) per condition; per-seed, median and worst "
+                   "figures are reported (default 3)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object of figures as the last line")
     return p
