@@ -14,6 +14,9 @@ Refinements of the DESIGN.md starting point, and why:
   follows its own birth is honoured.
 * Topic ids and payload ids must agree (``intersection_id`` in a telemetry payload equals the
   topic's id); a mismatch is a forged or misrouted message and is rejected.
+* Cameras take commands too: ``kota/v1/cctv/{camera_id}/cmd`` (PTZ moves, presets, a
+  snapshot on request), shaped like traffic commands (``cmd_id``, ``issuer``, ``expires_at``)
+  and answered on ``cctv/{camera_id}/cmd_ack``. A requested snapshot names its ``cmd_id``.
 * Payloads are capped (``MAX_PAYLOAD_BYTES``) before any parsing, so an oversize message
   costs nothing but a counter.
 """
@@ -171,6 +174,7 @@ class Kind(enum.StrEnum):
     CCTV_STATUS = "cctv_status"
     CCTV_ANALYTICS = "cctv_analytics"
     CCTV_SNAPSHOT = "cctv_snapshot"
+    CCTV_COMMAND = "cctv_cmd"
     ATTENDANCE_LOGS = "attendance_logs"
     ATTENDANCE_STORED = "attendance_stored"
     ATTENDANCE_STATUS = "attendance_status"
@@ -199,6 +203,7 @@ _SPECS = {
     ("cctv", "status"): TopicSpec(Kind.CCTV_STATUS, "cctv", "status", 1, True),
     ("cctv", "analytics"): TopicSpec(Kind.CCTV_ANALYTICS, "cctv", "analytics", 0, False),
     ("cctv", "snapshot"): TopicSpec(Kind.CCTV_SNAPSHOT, "cctv", "snapshot", 0, False),
+    ("cctv", "cmd"): TopicSpec(Kind.CCTV_COMMAND, "cctv", "cmd", 1, False),
     ("attendance", "logs"): TopicSpec(Kind.ATTENDANCE_LOGS, "attendance", "logs", 1, False),
     ("attendance", "stored"): TopicSpec(Kind.ATTENDANCE_STORED, "attendance", "stored", 1, False),
     ("attendance", "status"): TopicSpec(Kind.ATTENDANCE_STATUS, "attendance", "status", 1, True),
@@ -253,6 +258,10 @@ def cctv_analytics_topic(camera_id: str) -> str:
 
 def cctv_snapshot_topic(camera_id: str) -> str:
     return _topic("cctv", camera_id, "snapshot")
+
+
+def cctv_command_topic(camera_id: str) -> str:
+    return _topic("cctv", camera_id, "cmd")
 
 
 def attendance_logs_topic(device_sn: str) -> str:
@@ -459,11 +468,128 @@ class CommandAck(EdgeMessage):
     reason: str = Field("", max_length=300)
 
 
+Tamper = Literal["blur", "blackout", "moved", "frozen"]
+
+
+class PtzPosition(BaseModel):
+    """A PTZ position in ONVIF's generic spaces: pan and tilt −1..1, zoom 0..1."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pan: float = Field(ge=-1, le=1)
+    tilt: float = Field(ge=-1, le=1)
+    zoom: float = Field(ge=0, le=1)
+
+
+PresetToken = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class PresetInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: PresetToken
+    name: str = Field("", max_length=64)
+
+
 class CctvStatus(EdgeMessage):
+    """What the edge knows of one camera; retained, so it is the current state.
+
+    ``tamper`` is the most serious tamper condition now ("none" when the picture is sound),
+    ``tampers`` all of them. ``fps`` is the rate the video detectors analyse (0: no video).
+    """
+
     camera_id: Ident
     reachable: bool
     fps: float = Field(0.0, ge=0, le=240)
     tamper: Literal["none", "blur", "blackout", "moved", "frozen"] = "none"
+    tampers: tuple[Tamper, ...] = Field((), max_length=4)
+    intersection_id: Ident | None = None
+    name: str = Field("", max_length=120)
+    model: str = Field("", max_length=120)
+    firmware: str = Field("", max_length=120)
+    ptz: bool = False
+    position: PtzPosition | None = None
+    presets: tuple[PresetInfo, ...] = Field((), max_length=64)
+    clock_offset_s: float | None = Field(None, ge=-1e9, le=1e9)  # camera clock − edge clock
+    zones: int = Field(0, ge=0, le=MAX_DETECTORS)
+    error: str = Field("", max_length=300)
+
+
+class PtzMoveBody(BaseModel):
+    """Move continuously at these speeds (−1..1) until stopped, at most ``timeout_s``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["ptz_move"] = "ptz_move"
+    pan: float = Field(0.0, ge=-1, le=1)
+    tilt: float = Field(0.0, ge=-1, le=1)
+    zoom: float = Field(0.0, ge=-1, le=1)
+    timeout_s: float = Field(1.0, ge=0.1, le=10)
+
+    @model_validator(mode="after")
+    def _moves(self) -> PtzMoveBody:
+        if self.pan == 0 and self.tilt == 0 and self.zoom == 0:
+            raise ValueError("a move needs a pan, tilt or zoom speed (use ptz_stop to stop)")
+        return self
+
+
+class PtzStopBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["ptz_stop"] = "ptz_stop"
+
+
+class PtzGotoBody(BaseModel):
+    """Go to an absolute position."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["ptz_goto"] = "ptz_goto"
+    position: PtzPosition
+
+
+class PresetGotoBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["preset_goto"] = "preset_goto"
+    preset_token: PresetToken
+
+
+class PresetSetBody(BaseModel):
+    """Store the current position as a preset of this name (replacing one of the same name)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["preset_set"] = "preset_set"
+    name: Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f]{1,64}$", strip_whitespace=True)]
+
+
+class SnapshotBody(BaseModel):
+    """Publish a snapshot now."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["snapshot"] = "snapshot"
+
+
+CctvBody = Annotated[PtzMoveBody | PtzStopBody | PtzGotoBody | PresetGotoBody | PresetSetBody
+                     | SnapshotBody, Field(discriminator="type")]
+
+
+class CctvCommand(Payload):
+    """A command to one camera through its edge; void after ``expires_at``."""
+
+    cmd_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+    issuer: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    camera_id: Ident
+    expires_at: UtcTime
+    body: CctvBody
+
+    @model_validator(mode="after")
+    def _expiry_after_issue(self) -> CctvCommand:
+        if self.expires_at <= self.ts:
+            raise ValueError("expires_at must be after ts")
+        return self
 
 
 class CctvAnalytics(EdgeMessage):
@@ -487,6 +613,7 @@ class CctvAnalytics(EdgeMessage):
 class CctvSnapshot(EdgeMessage):
     camera_id: Ident
     jpeg_b64: str = Field(max_length=MAX_SNAPSHOT_BYTES)
+    cmd_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")] | None = None
 
 
 def _zone_name(value: str) -> str:
@@ -619,6 +746,7 @@ MODEL_BY_KIND: dict[Kind, type[Payload]] = {
     Kind.CCTV_STATUS: CctvStatus,
     Kind.CCTV_ANALYTICS: CctvAnalytics,
     Kind.CCTV_SNAPSHOT: CctvSnapshot,
+    Kind.CCTV_COMMAND: CctvCommand,
     Kind.ATTENDANCE_LOGS: AttendanceBatch,
     Kind.ATTENDANCE_STORED: AttendanceStored,
     Kind.ATTENDANCE_STATUS: AttendanceStatus,
@@ -636,6 +764,7 @@ _TOPIC_KEY_FIELD: dict[Kind, str] = {
     Kind.CCTV_STATUS: "camera_id",
     Kind.CCTV_ANALYTICS: "camera_id",
     Kind.CCTV_SNAPSHOT: "camera_id",
+    Kind.CCTV_COMMAND: "camera_id",
     Kind.ATTENDANCE_LOGS: "device_sn",
     Kind.ATTENDANCE_STORED: "device_sn",
     Kind.ATTENDANCE_STATUS: "device_sn",

@@ -41,6 +41,25 @@ SAMPLES: list[tuple[str, c.Payload]] = [
     (c.command_ack_topic("traffic", "simpang-1"), c.CommandAck(
         **EDGE, cmd_id="cmd-0001-abcd", target_id="simpang-1", status="applied")),
     (c.cctv_status_topic("cam-1"), c.CctvStatus(**EDGE, camera_id="cam-1", reachable=True, fps=12.5)),
+    (c.cctv_status_topic("cam-2"), c.CctvStatus(
+        **EDGE, camera_id="cam-2", reachable=True, fps=5.0, tamper="blur", tampers=["blur", "frozen"],
+        intersection_id="simpang-1", model="KP-PTZ", ptz=True,
+        position=c.PtzPosition(pan=0.5, tilt=-0.25, zoom=0.1),
+        presets=[c.PresetInfo(token="p1", name="Arah utara")], clock_offset_s=-2.5, zones=8)),
+    (c.cctv_command_topic("cam-2"), c.CctvCommand(
+        ts=NOW, cmd_id="ptz-0001-abcd", issuer="operator:sari", camera_id="cam-2",
+        expires_at=NOW + timedelta(seconds=30),
+        body=c.PtzMoveBody(pan=0.5, tilt=0.0, zoom=0.0, timeout_s=2))),
+    (c.cctv_command_topic("cam-2"), c.CctvCommand(
+        ts=NOW, cmd_id="ptz-0002-abcd", issuer="operator:sari", camera_id="cam-2",
+        expires_at=NOW + timedelta(seconds=30),
+        body=c.PtzGotoBody(position=c.PtzPosition(pan=-1, tilt=1, zoom=1)))),
+    (c.cctv_command_topic("cam-2"), c.CctvCommand(
+        ts=NOW, cmd_id="ptz-0003-abcd", issuer="operator:sari", camera_id="cam-2",
+        expires_at=NOW + timedelta(seconds=30), body=c.PresetSetBody(name="Pintu masuk pasar"))),
+    (c.cctv_command_topic("cam-2"), c.CctvCommand(
+        ts=NOW, cmd_id="snap-0004-abcd", issuer="operator:sari", camera_id="cam-2",
+        expires_at=NOW + timedelta(seconds=30), body=c.SnapshotBody())),
     (c.cctv_analytics_topic("cam-1"), c.CctvAnalytics(
         **EDGE, camera_id="cam-1", zone_ids=["z1", "z2"], presence=[True, False], count=[3, 0],
         occupancy_pct=[40.0, 0.0], queue_m=[22.5, 0.0])),
@@ -191,3 +210,29 @@ def _batch_json(tz: str, at: str) -> bytes:
 def test_attendance_batches_with_a_wrong_zone_are_rejected(tz: str, at: str, why: str) -> None:
     with pytest.raises(c.SchemaError, match=why):
         c.decode(c.attendance_logs_topic("SN1"), _batch_json(tz, at))
+
+
+CCTV_CMD = {"v": 1, "ts": "2026-11-22T03:00:00Z", "cmd_id": "ptz-0001-abcd", "issuer": "op",
+            "camera_id": "cam-2", "expires_at": "2026-11-22T03:00:30Z"}
+
+
+@pytest.mark.parametrize("body, why", [
+    ({"type": "ptz_move"}, "a move needs a pan, tilt or zoom speed"),
+    ({"type": "ptz_move", "pan": 1.5}, "less than or equal to 1"),
+    ({"type": "ptz_move", "pan": 0.5, "timeout_s": 60}, "less than or equal to 10"),
+    ({"type": "ptz_goto", "position": {"pan": 0, "tilt": 0, "zoom": -0.5}}, "greater than or equal to 0"),
+    ({"type": "preset_goto", "preset_token": "../etc"}, "String should match pattern"),
+    ({"type": "preset_set", "name": ""}, "String should match pattern"),
+    ({"type": "reboot"}, "does not match any of the expected tags"),
+])
+def test_a_cctv_command_out_of_bounds_is_refused_with_the_reason(body: dict, why: str) -> None:
+    raw = json.dumps({**CCTV_CMD, "body": body}).encode()
+    with pytest.raises(c.SchemaError, match=why):
+        c.decode(c.cctv_command_topic("cam-2"), raw)
+
+
+def test_a_cctv_command_for_another_camera_than_its_topic_is_refused() -> None:
+    raw = json.dumps({**CCTV_CMD, "body": {"type": "ptz_stop"}}).encode()
+    with pytest.raises(c.TopicMismatchError):
+        c.decode(c.cctv_command_topic("cam-3"), raw)
+    assert c.decode(c.cctv_command_topic("cam-2"), raw).kind is c.Kind.CCTV_COMMAND
