@@ -2,8 +2,9 @@
 stream behind HTTP Digest (or Basic) auth, faults on demand, and the uvicorn thread.
 
 Owns the wire (paths, status codes, auth challenges); the SOAP codec lives in ``soap``, the
-answers in ``services``, the state in ``camera``, the picture in ``scene``. Not a mock: real
-ONVIF clients talk to it over TCP on loopback.
+answers in ``services``, the state in ``camera``, the picture in ``view`` (of a world handed
+in, or ``scene``'s test pattern). Not a mock: real ONVIF clients talk to it over TCP on
+loopback.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from starlette.routing import Route
 
 from firmware_sim.onvif.camera import FAULT_NAMES, CameraState, Faults, Identity
 from firmware_sim.onvif.events import pull_timeout_s
-from firmware_sim.onvif.scene import SceneFaults, encode_jpeg, render_scene
+from firmware_sim.onvif.scene import TestPattern, encode_jpeg
 from firmware_sim.onvif.services import (
     NO_AUTH,
     OPERATIONS,
@@ -46,6 +47,7 @@ from firmware_sim.onvif.soap import (
     fault_envelope,
     parse_request,
 )
+from firmware_sim.onvif.view import CameraView, ViewFaults, WorldSource
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +91,14 @@ def _split_commas(text: str) -> list[str]:
 
 class CameraEmulator:
     """An ONVIF Profile S PTZ camera on ``host:port`` (port 0: a free one), served by uvicorn
-    on a background thread. ``with CameraEmulator() as cam: cam.device_url`` …"""
+    on a background thread. ``with CameraEmulator() as cam: cam.device_url`` …
+
+    ``world`` is what the camera looks at (e.g. ``simulators.camera.live.LiveScene``); without
+    one it shows ``scene.TestPattern``."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, user: str = "admin",
                  password: str = "kamera123", identity: Identity | None = None,
-                 faults: Faults | None = None) -> None:
+                 faults: Faults | None = None, world: WorldSource | None = None) -> None:
         self.host = host
         self.port = port
         self.camera = CameraState(user=user, password=password, identity=identity,
@@ -101,7 +106,7 @@ class CameraEmulator:
         self.soap_requests = 0
         self.soap_faults: list[SoapFault] = []
         self._nonces: OrderedDict[str, None] = OrderedDict()
-        self._frozen_jpeg: dict[str, bytes] = {}
+        self.view = CameraView(world if world is not None else TestPattern())
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.app = Starlette(routes=[
@@ -178,8 +183,6 @@ class CameraEmulator:
         with self.camera.lock:
             for name, value in changes.items():
                 setattr(self.camera.faults, name, value)
-            if not self.camera.faults.frozen:
-                self._frozen_jpeg.clear()
             self.camera.publish_tamper()
 
     def change_password(self, password: str) -> None:
@@ -292,22 +295,15 @@ class CameraEmulator:
         return hmac.compare_digest(expected, p.get("response", ""))
 
     def frame_jpeg(self, profile_token: str = PROFILES[0].token) -> bytes:
-        """The current picture of a profile as JPEG (the frozen fault repeats the first one)."""
+        """The current picture of a profile as JPEG (the frozen fault repeats the last one)."""
         spec = PROFILE_BY_TOKEN.get(profile_token, PROFILES[0])
         with self.camera.lock:
             f = self.camera.faults
-            frozen = self._frozen_jpeg.get(spec.token) if f.frozen else None
-            if frozen is not None:
-                return frozen
             pos = self.camera.position()
-            faults = SceneFaults(covered=f.covered, blurred=f.blurred, moved=f.moved)
+            faults = ViewFaults(covered=f.covered, blurred=f.blurred, moved=f.moved,
+                                frozen=f.frozen)
             t_s = self.camera.camera_utc().timestamp()
-        jpeg = encode_jpeg(render_scene(t_s, pos.pan, pos.tilt, pos.zoom, faults,
-                                        spec.width, spec.height))
-        if f.frozen:
-            with self.camera.lock:
-                self._frozen_jpeg.setdefault(spec.token, jpeg)
-        return jpeg
+        return encode_jpeg(self.view.render(t_s, pos, faults, spec.width, spec.height))
 
     async def _snapshot(self, request: Request) -> Response:
         if not self._authorised(request):

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from onvif import ONVIFCamera
 from onvif.exceptions import ONVIFError
 
-from firmware_sim.onvif.camera import PtzHead
-from firmware_sim.onvif.scene import SceneFaults, render_scene
+from firmware_sim.onvif.camera import Position, PtzHead
+from firmware_sim.onvif.scene import TestPattern
 from firmware_sim.onvif.server import CameraEmulator
 from firmware_sim.onvif.soap import (
     MAX_BODY_BYTES,
@@ -37,6 +37,7 @@ from firmware_sim.onvif.soap import (
     parse_request,
     password_digest,
 )
+from firmware_sim.onvif.view import CameraView, ViewFaults
 
 USER, PASSWORD = "admin", "kamera123"
 MAIN = "Profile_Main"
@@ -450,16 +451,17 @@ def test_ptz_head_integrates_velocity_until_the_deadline() -> None:
     assert head.moving == (False, False)
 
 
-def test_scene_follows_ptz_and_time() -> None:
-    a = render_scene(1_764_000_000.0, 0.0, 0.0, 0.0)
+def test_test_pattern_view_follows_ptz_and_time_of_day() -> None:
+    view = CameraView(TestPattern())
+    t = 1_764_000_000.0
+    a = view.render(t, Position())
     assert a.shape == (360, 640, 3) and a.dtype == np.uint8
-    assert not np.array_equal(a, render_scene(1_764_000_000.0, 0.5, 0.0, 0.0))
-    assert not np.array_equal(a, render_scene(1_764_000_000.0, 0.0, 0.0, 1.0))
-    assert not np.array_equal(a, render_scene(1_764_000_001.0, 0.0, 0.0, 0.0))
-    assert not np.array_equal(a, render_scene(1_764_000_000.0, faults=SceneFaults(moved=True)))
+    assert not np.array_equal(a, view.render(t, Position(pan=0.5)))
+    assert not np.array_equal(a, view.render(t, Position(zoom=1.0)))
+    assert not np.array_equal(a, view.render(t, Position(), ViewFaults(moved=True)))
     midnight_wib = 1_764_003_600.0  # 2025-11-24 17:00 UTC
-    night = render_scene(midnight_wib, width=64, height=36).mean()
-    noon = render_scene(midnight_wib + 12 * 3600, width=64, height=36).mean()
+    night = view.render(midnight_wib, Position(), width=64, height=36).mean()
+    noon = view.render(midnight_wib + 12 * 3600, Position(), width=64, height=36).mean()
     assert night < noon
 
 
