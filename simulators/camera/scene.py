@@ -135,13 +135,8 @@ class Scene:
             self._zone_masks.append((mask.astype(bool), xs.min(), xs.max() + 1, ys.min(),
                                      ys.max() + 1))
         art = np.random.default_rng(c.seed + 7919)
-        self._background = _background(art, c.lanes)
-        if c.condition == "night":      # street lighting only: dark, a few lit patches
-            self._background = cv2.convertScaleAbs(self._background, alpha=0.22)
-        sigma = {"day": 2.0, "night": 3.0, "noisy": 9.0}[c.condition]
-        noise = art.normal(0.0, sigma, (6, HEIGHT, WIDTH, 3))
-        self._noise_pos = np.clip(noise, 0, 255).astype(np.uint8)
-        self._noise_neg = np.clip(-noise, 0, 255).astype(np.uint8)
+        self._background = road_background(art, c.lanes, c.condition)
+        self._sensor_model = SensorNoise(art, c.condition)
         self._signal_offset_s = float(art.uniform(0, c.cycle_s))
         self._reset()
 
@@ -151,7 +146,6 @@ class Scene:
         self._vehicles: list[_Vehicle] = []
         self._next_id = 1
         self._inside: list[set[int]] = [set() for _ in self.zones]
-        self._noise_i = 0
         self._frozen: np.ndarray | None = None
 
     # ------------------------------------------------------------------ traffic
@@ -272,55 +266,120 @@ class Scene:
 
     def _render_clean(self, t_s: float) -> np.ndarray:
         c = self.config
-        night = c.condition == "night"
-        img = self._background.copy()
-        rects = [(v, self._rect(v)) for v in self._vehicles]
-        if not night:                   # sun from the upper left: shadows fall down-right
-            for _v, (x0, y0, x1, y1) in rects:
-                sx0, sy0 = max(x0 + 4, 0), max(y0 + 7, 0)
-                sx1, sy1 = min(x1 + 4, WIDTH), min(y1 + 7, HEIGHT)
-                if sx0 < sx1 and sy0 < sy1:
-                    region = img[sy0:sy1, sx0:sx1]
-                    region[:] = (region * 0.6).astype(np.uint8)
-        for v, (x0, y0, x1, y1) in rects:
-            colour = tuple(int(ch * (0.35 if night else 1.0)) for ch in v.colour)
-            dark = tuple(int(ch * 0.6) for ch in colour)
-            cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), dark, -1)
-            cv2.rectangle(img, (x0 + 2, y0 + 2), (x1 - 3, y1 - 3), colour, -1)
-            if v.kind.name != "motorcycle":     # windscreen and roof shading
-                forward = v.lane < c.lanes
-                wx = x1 - int((x1 - x0) * 0.35) if forward else x0 + int((x1 - x0) * 0.2)
-                cv2.rectangle(img, (wx, y0 + 3), (wx + 5, y1 - 4), (40, 30, 30), -1)
-            else:                               # rider's helmet
-                cv2.circle(img, ((x0 + x1) // 2, (y0 + y1) // 2), 4, (20, 20, 20), -1)
-        if night:
-            glow = np.zeros_like(img)
-            for v, (x0, y0, x1, y1) in rects:
-                forward = v.lane < c.lanes
-                fx = x1 if forward else x0
-                sign = 1 if forward else -1
-                cy = (y0 + y1) // 2
-                cv2.ellipse(glow, (fx + sign * 18, cy), (20, max(6, (y1 - y0) // 2 + 2)), 0, 0,
-                            360, (70, 80, 80), -1)
-                for hy in ({cy} if v.kind.name == "motorcycle" else {y0 + 3, y1 - 4}):
-                    cv2.circle(glow, (fx, hy), 3, (255, 255, 255), -1)
-                    cv2.circle(glow, (x0 if forward else x1, hy), 2, (0, 0, 200), -1)
-            img = cv2.add(img, cv2.GaussianBlur(glow, (0, 0), 2.0))
-        gain = 1.0 + c.drift_amplitude * np.sin(2 * np.pi * t_s / c.drift_period_s)
-        return cv2.convertScaleAbs(img, alpha=gain)
+        bodies = [Body(self._rect(v), v.colour, v.kind.name == "motorcycle", v.lane < c.lanes)
+                  for v in self._vehicles]
+        return draw_scene(self._background, bodies, c.condition,
+                          lighting_gain(t_s, c.drift_period_s, c.drift_amplitude))
 
     def _sensor(self, clean: np.ndarray) -> np.ndarray:
-        i = int(self._rng.integers(len(self._noise_pos) - 1))
-        i = i if i < self._noise_i else i + 1       # never the same noise twice in a row
-        self._noise_i = i
-        out = cv2.subtract(cv2.add(clean, self._noise_pos[i]), self._noise_neg[i])
-        if self.config.condition == "noisy":        # compression artefacts
+        return self._sensor_model.apply(clean, self._rng)
+
+
+# --------------------------------------------------------------------------- picture model
+# Shared by every rendered camera (this scene, simulators.traffic.video): the road, vehicle
+# bodies, lighting and the sensor. Pure drawing, no traffic.
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A vehicle as the camera sees it from above: (x0, y0, x1, y1) px, x1/y1 exclusive."""
+
+    rect: tuple[int, int, int, int]
+    colour: tuple[int, int, int]
+    motorcycle: bool
+    forward: bool = True            # travelling left to right (towards the stop line)
+
+
+def body_colour(key: int) -> tuple[int, int, int]:
+    """One of the paint colours of the mix, picked by an integer key."""
+    return tuple(int(x) for x in _BODY_COLOURS[key % len(_BODY_COLOURS)])  # type: ignore[return-value]
+
+
+def lighting_gain(t_s: float, period_s: float, amplitude: float) -> float:
+    """Slow lighting drift (clouds, sun): the picture's gain at ``t_s``."""
+    return 1.0 + amplitude * np.sin(2 * np.pi * t_s / period_s)
+
+
+def draw_scene(background: np.ndarray, bodies: Sequence[Body], condition: Condition,
+               gain: float = 1.0) -> np.ndarray:
+    """The clean picture: shadows (by day), bodies, headlights (at night), lighting gain."""
+    night = condition == "night"
+    img = background.copy()
+    height, width = img.shape[:2]
+    if not night:                   # sun from the upper left: shadows fall down-right
+        for b in bodies:
+            x0, y0, x1, y1 = b.rect
+            sx0, sy0 = max(x0 + 4, 0), max(y0 + 7, 0)
+            sx1, sy1 = min(x1 + 4, width), min(y1 + 7, height)
+            if sx0 < sx1 and sy0 < sy1:
+                region = img[sy0:sy1, sx0:sx1]
+                region[:] = (region * 0.6).astype(np.uint8)
+    for b in bodies:
+        x0, y0, x1, y1 = b.rect
+        colour = tuple(int(ch * (0.35 if night else 1.0)) for ch in b.colour)
+        dark = tuple(int(ch * 0.6) for ch in colour)
+        cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), dark, -1)
+        cv2.rectangle(img, (x0 + 2, y0 + 2), (x1 - 3, y1 - 3), colour, -1)
+        if not b.motorcycle:                    # windscreen and roof shading
+            wx = x1 - int((x1 - x0) * 0.35) if b.forward else x0 + int((x1 - x0) * 0.2)
+            cv2.rectangle(img, (wx, y0 + 3), (wx + 5, y1 - 4), (40, 30, 30), -1)
+        else:                                   # rider's helmet
+            cv2.circle(img, ((x0 + x1) // 2, (y0 + y1) // 2), 4, (20, 20, 20), -1)
+    if night:
+        glow = np.zeros_like(img)
+        for b in bodies:
+            x0, y0, x1, y1 = b.rect
+            fx = x1 if b.forward else x0
+            sign = 1 if b.forward else -1
+            cy = (y0 + y1) // 2
+            cv2.ellipse(glow, (fx + sign * 18, cy), (20, max(6, (y1 - y0) // 2 + 2)), 0, 0,
+                        360, (70, 80, 80), -1)
+            for hy in ({cy} if b.motorcycle else {y0 + 3, y1 - 4}):
+                cv2.circle(glow, (fx, hy), 3, (255, 255, 255), -1)
+                cv2.circle(glow, (x0 if b.forward else x1, hy), 2, (0, 0, 200), -1)
+        img = cv2.add(img, cv2.GaussianBlur(glow, (0, 0), 2.0))
+    return cv2.convertScaleAbs(img, alpha=gain)
+
+
+class SensorNoise:
+    """The camera's sensor: a few fixed noise fields (never the same twice in a row), and
+    compression artefacts on a noisy camera."""
+
+    def __init__(self, rng: np.random.Generator, condition: Condition,
+                 size: tuple[int, int] = (WIDTH, HEIGHT)) -> None:
+        width, height = size
+        self.condition = condition
+        sigma = {"day": 2.0, "night": 3.0, "noisy": 9.0}[condition]
+        noise = rng.normal(0.0, sigma, (6, height, width, 3))
+        self._pos = np.clip(noise, 0, 255).astype(np.uint8)
+        self._neg = np.clip(-noise, 0, 255).astype(np.uint8)
+        self._last = 0
+
+    def apply(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        i = int(rng.integers(len(self._pos) - 1))
+        i = i if i < self._last else i + 1          # never the same noise twice in a row
+        self._last = i
+        out = cv2.subtract(cv2.add(clean, self._pos[i]), self._neg[i])
+        if self.condition == "noisy":               # compression artefacts
             ok, data = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, 25])
             out = cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else out
         return out
 
 
-def _background(rng: np.random.Generator, lanes: int) -> np.ndarray:
+def road_background(rng: np.random.Generator, lanes: int, condition: Condition = "day", *,
+                    road_top: int = ROAD_TOP, stop_x: int = STOP_X,
+                    opposing_lanes: int = 2) -> np.ndarray:
+    """Static scene for ``condition``: ``lanes`` approach lanes from ``road_top`` down, the stop
+    line at ``stop_x``, and ``opposing_lanes`` above a median (none: no median)."""
+    scene = _background(rng, lanes, road_top=road_top, stop_x=stop_x,
+                        opposing_lanes=opposing_lanes)
+    if condition == "night":        # street lighting only: dark, a few lit patches
+        scene = cv2.convertScaleAbs(scene, alpha=0.22)
+    return scene
+
+
+def _background(rng: np.random.Generator, lanes: int, *, road_top: int = ROAD_TOP,
+                stop_x: int = STOP_X, opposing_lanes: int = 2) -> np.ndarray:
     """Static scene: kerbs, pavements and buildings, asphalt texture, lane and stop lines."""
     scene = np.empty((HEIGHT, WIDTH, 3), np.uint8)
     scene[:] = (95, 110, 105)
@@ -329,16 +388,17 @@ def _background(rng: np.random.Generator, lanes: int) -> np.ndarray:
         w, h = int(rng.integers(15, 80)), int(rng.integers(10, 40))
         colour = tuple(int(v) for v in rng.integers(40, 200, 3))
         cv2.rectangle(scene, (x, y), (x + w, y + h), colour, -1)
-    road_top = ROAD_TOP - 8 - 2 * LANE_PX
-    road_bottom = ROAD_TOP + lanes * LANE_PX
-    asphalt = rng.normal(85, 6, (road_bottom - road_top, WIDTH, 1)).clip(0, 255)
-    scene[road_top:road_bottom] = np.repeat(asphalt, 3, axis=2).astype(np.uint8)
-    cv2.rectangle(scene, (0, ROAD_TOP - 8), (WIDTH, ROAD_TOP - 1), (150, 160, 160), -1)
-    cv2.line(scene, (0, road_top - 2), (WIDTH, road_top - 2), (190, 190, 190), 3)
-    cv2.line(scene, (0, road_bottom + 1), (WIDTH, road_bottom + 1), (190, 190, 190), 3)
+    top = road_top - 8 - opposing_lanes * LANE_PX if opposing_lanes else road_top
+    bottom = road_top + lanes * LANE_PX
+    asphalt = rng.normal(85, 6, (bottom - top, WIDTH, 1)).clip(0, 255)
+    scene[top:bottom] = np.repeat(asphalt, 3, axis=2).astype(np.uint8)
+    if opposing_lanes:
+        cv2.rectangle(scene, (0, road_top - 8), (WIDTH, road_top - 1), (150, 160, 160), -1)
+    cv2.line(scene, (0, top - 2), (WIDTH, top - 2), (190, 190, 190), 3)
+    cv2.line(scene, (0, bottom + 1), (WIDTH, bottom + 1), (190, 190, 190), 3)
     for lane in range(1, lanes):
-        y = ROAD_TOP + lane * LANE_PX
-        for x in range(0, STOP_X - 30, 40):
+        y = road_top + lane * LANE_PX
+        for x in range(0, stop_x - 30, 40):
             cv2.line(scene, (x, y), (x + 20, y), (220, 220, 220), 2)
-    cv2.line(scene, (STOP_X + 2, ROAD_TOP), (STOP_X + 2, road_bottom), (235, 235, 235), 4)
+    cv2.line(scene, (stop_x + 2, road_top), (stop_x + 2, bottom), (235, 235, 235), 4)
     return scene
