@@ -1,8 +1,10 @@
 """`kota sim camera`: an emulated ONVIF Profile S PTZ camera (SOAP over HTTP, snapshot, MJPEG).
 
 Parses the command line into a ``firmware_sim.onvif.server.CameraEmulator`` with its faults and
-serves it until Ctrl-C, SIGTERM or ``--duration``. This module owns only arguments, output and
-the process's signal handling; the camera lives in ``firmware_sim.onvif``.
+its world (the simulated approach of ``simulators.camera`` or the camera's test pattern) and
+serves it until Ctrl-C, SIGTERM or ``--duration``; ``approach_camera`` builds the same camera
+in-process. This module owns only arguments, output, the process's signal handling and the
+wiring; the camera lives in ``firmware_sim.onvif``, the traffic in ``simulators.camera``.
 Exit codes: 0 stopped cleanly, 1 could not listen, 2 bad arguments.
 """
 
@@ -14,10 +16,13 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from firmware_sim.onvif.camera import Faults, Identity
 from firmware_sim.onvif.server import CameraEmulator, CameraEmulatorError
+from simulators.camera.live import LIVE_CONDITIONS, LiveCondition, LiveScene
+from simulators.camera.scene import HEIGHT, WIDTH, SceneConfig, Zone
 
 log = logging.getLogger("kota.sim.camera")
 
@@ -26,14 +31,40 @@ EXIT_LISTEN = 1
 EXIT_USAGE = 2
 DEFAULT_PORT = 8080
 FLAG_FAULTS = ("offline", "covered", "blurred", "moved", "frozen")
+SCENES = ("approach", "pattern")
 
 
-def _describe(emu: CameraEmulator) -> dict[str, Any]:
+def approach_camera(*, condition: LiveCondition = "auto", seed: int = 1,
+                    **emulator: Any) -> CameraEmulator:
+    """An emulated camera over the simulated signalised approach, not started yet (``with
+    approach_camera(port=0) as cam:`` or ``cam.start()``).
+
+    ``condition``: ``auto`` (day or night by the WIB hour), ``day``, ``night`` or ``noisy``;
+    ``seed`` picks the traffic and the roadside. Other keywords go to ``CameraEmulator``
+    (host, port, user, password, identity, faults, …). The world is ``cam.view.world`` (a
+    ``LiveScene``); its ``zones`` fit the home view of the 640×360 profiles (``zone_rows``).
+    """
+    return CameraEmulator(world=LiveScene(SceneConfig(seed=seed), condition), **emulator)
+
+
+def zone_rows(zones: Sequence[Zone]) -> list[dict[str, Any]]:
+    """Detection zones as JSON rows ``{"zone_id", "polygon": [[x, y], …]}`` in pixels of the
+    home view at 640×360 (scale them for another profile: ×3 for 1920×1080)."""
+    return [{"zone_id": z.zone_id, "polygon": [list(p) for p in z.polygon]} for z in zones]
+
+
+def _describe(emu: CameraEmulator, args: argparse.Namespace) -> dict[str, Any]:
     f = emu.camera.faults
-    return {"device_url": emu.device_url, "host": emu.host, "port": emu.port,
-            "user": emu.camera.user, "snapshot": f"{emu.base_url}/snapshot.jpg",
-            "mjpeg": f"{emu.base_url}/mjpeg", "serial": emu.camera.identity.serial,
-            "skew_s": f.skew_s, "faults": [n for n in FLAG_FAULTS if getattr(f, n)]}
+    row = {"device_url": emu.device_url, "host": emu.host, "port": emu.port,
+           "user": emu.camera.user, "snapshot": f"{emu.base_url}/snapshot.jpg",
+           "mjpeg": f"{emu.base_url}/mjpeg", "serial": emu.camera.identity.serial,
+           "skew_s": f.skew_s, "faults": [n for n in FLAG_FAULTS if getattr(f, n)],
+           "scene": args.scene}
+    if isinstance(emu.view.world, LiveScene):
+        row.update(condition=args.condition, seed=args.seed)
+        if args.zones:
+            row.update(zone_frame=[WIDTH, HEIGHT], zones=zone_rows(emu.view.world.zones))
+    return row
 
 
 def cmd_sim_camera(args: argparse.Namespace) -> int:
@@ -44,13 +75,18 @@ def cmd_sim_camera(args: argparse.Namespace) -> int:
         problems.append("--duration must be positive")
     if not 0 <= args.port <= 65535:
         problems.append("--port must be 0..65535")
+    if args.scene == "pattern" and (args.zones or args.condition != "auto"):
+        problems.append("--zones and --condition need --scene approach (the test pattern has "
+                        "no traffic and follows the time of day)")
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return EXIT_USAGE
     faults = Faults(skew_s=args.skew, **{name: True for name in args.fault or []})
-    emu = CameraEmulator(host=args.host, port=args.port, user=args.user,
-                         password=args.password, identity=Identity(serial=args.serial),
-                         faults=faults)
+    camera: dict[str, Any] = dict(host=args.host, port=args.port, user=args.user,
+                                  password=args.password, identity=Identity(serial=args.serial),
+                                  faults=faults)
+    emu = (approach_camera(condition=args.condition, seed=args.seed, **camera)
+           if args.scene == "approach" else CameraEmulator(**camera))
     try:
         emu.start()
     except CameraEmulatorError as exc:
@@ -60,15 +96,20 @@ def cmd_sim_camera(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT,
                                                                      signal.SIGTERM)}
     try:
-        row = _describe(emu)
+        row = _describe(emu, args)
         if args.json:
             print(json.dumps({"event": "ready", "camera": row}), flush=True)
         else:
             faults_text = f", faults: {', '.join(row['faults'])}" if row["faults"] else ""
             skew = f", clock {args.skew:+g} s" if args.skew else ""
+            scene = (f"the approach ({args.condition}, seed {args.seed})"
+                     if args.scene == "approach" else "the test pattern")
             print(f"ONVIF camera {row['serial']} at {row['device_url']} (user {args.user}"
-                  f"{skew}{faults_text}); snapshot {row['snapshot']}, MJPEG {row['mjpeg']}"
-                  " — Ctrl-C to stop", flush=True)
+                  f"{skew}{faults_text}) showing {scene}; snapshot {row['snapshot']}, MJPEG "
+                  f"{row['mjpeg']} — Ctrl-C to stop", flush=True)
+            for zone in row.get("zones", []):
+                print(f"zone {zone['zone_id']}: {zone['polygon']} (px of the {WIDTH}×{HEIGHT}"
+                      " home view)", flush=True)
         stop.wait(args.duration)
     finally:
         for s, handler in previous.items():
@@ -89,11 +130,14 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
         "(onvif-zeep-async, Home Assistant) work against: device, media and PTZ services with "
         "WS-Security digest authentication, three profiles (H.264 1920×1080 and 640×360, "
         "JPEG), presets, a clock that can be skewed, a JPEG snapshot and an MJPEG stream of a "
-        "synthetic street that follows the PTZ position, and image faults on demand. The "
+        "simulated signalised approach (traffic, signal, day/night light, sensor noise) or a "
+        "static test pattern, seen through the PTZ position, and image faults on demand. The "
         "RTSP URIs it hands out are not served.",
         epilog="Examples: `kota sim camera --port 8080` (user admin, password kamera123); "
         "`kota sim camera --port 8080 --user operator --password rahasia --skew 3600`; "
-        "`kota sim camera --port 8080 --fault blurred --fault frozen`. Then point an ONVIF "
+        "`kota sim camera --port 8080 --fault blurred --fault frozen`; "
+        "`kota sim camera --port 0 --condition night --zones --json` (the detection zones the "
+        "approach scene uses, for an edge config). Then point an ONVIF "
         "client at http://127.0.0.1:8080/onvif/device_service, or fetch "
         "http://127.0.0.1:8080/snapshot.jpg with digest auth. Exit codes: 0 stopped, 1 could "
         "not listen, 2 bad arguments.")
@@ -115,9 +159,20 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
                      help="a fault on demand, repeatable: " + ", ".join(FLAG_FAULTS)
                      + " (offline answers 503; covered black, blurred, moved shifted, "
                      "frozen a repeated frame)")
+    cam.add_argument("--scene", choices=SCENES, default="approach", help="what the camera "
+                     "looks at: approach (default; a signalised approach with simulated "
+                     "traffic, in real time) or pattern (a static road test pattern)")
+    cam.add_argument("--condition", choices=LIVE_CONDITIONS, default="auto", help="the "
+                     "approach's light: auto (default; day 06:00–18:00 WIB, else night), day, "
+                     "night or noisy (a poor sensor)")
+    cam.add_argument("--seed", type=int, default=1, metavar="N", help="the approach's traffic "
+                     "and roadside (default 1)")
+    cam.add_argument("--zones", action="store_true", help="also print the detection zones "
+                     "of the approach (zone ids and polygons in pixels of the 640×360 home "
+                     "view; with --json as camera.zones and camera.zone_frame)")
     cam.add_argument("--duration", type=float, metavar="S", help="stop by itself after S "
                      "seconds (default: run until Ctrl-C / SIGTERM)")
     cam.add_argument("--json", action="store_true", help="machine-readable output: one JSON "
                      "line when listening ({\"event\": \"ready\", \"camera\": {device_url, "
-                     "host, port, user, snapshot, mjpeg, serial, skew_s, faults}}) and one when "
-                     "stopped")
+                     "host, port, user, snapshot, mjpeg, serial, skew_s, faults, scene, condition, "
+                     "seed, and with --zones zone_frame and zones}}) and one when stopped")
