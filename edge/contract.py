@@ -24,6 +24,7 @@ Refinements of the DESIGN.md starting point, and why:
 from __future__ import annotations
 
 import enum
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -806,6 +807,16 @@ def decode(topic: str, raw: bytes) -> Message:
             f"payload {field}={getattr(payload, field)!r} does not match topic id {route.key!r}", topic
         )
     return Message(route, payload)
+
+
+def salvage_cmd_id(raw: bytes) -> str | None:
+    """The cmd_id of a command that failed validation, if it has one, so the sender gets an ack."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    cmd_id = value.get("cmd_id") if isinstance(value, dict) else None
+    return cmd_id if isinstance(cmd_id, str) else None
 
 
 def _classify(exc: ValidationError, topic: str) -> ContractError:

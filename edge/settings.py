@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     StringConstraints,
     model_validator,
 )
@@ -124,6 +125,108 @@ class AttendanceMachineSettings(BaseModel):
                                   "room has not confirmed stored after this long is sent again.")
 
 
+Point = tuple[float, float]
+Host = Annotated[str, StringConstraints(min_length=1, max_length=255, strip_whitespace=True)]
+
+
+class CameraZoneSettings(BaseModel):
+    """One detection zone drawn on the camera picture: a virtual loop."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    zone_id: Ident = Field(description="Id of the zone (unique within the camera).")
+    polygon: list[Point] = Field(min_length=3, max_length=32, description="Corners in pixels "
+                                 "of the picture at frame_size, e.g. [[420, 120], [452, 120], "
+                                 "[452, 158], [420, 158]].")
+    detector: int | None = Field(None, ge=1, le=128, description="The detector number (1-based, "
+                                 "as in the city layout) this zone stands in for at the camera's "
+                                 "intersection; its counts and occupancy go into that "
+                                 "intersection's telemetry like a loop's.")
+    length_m: float = Field(3.0, gt=0, le=200, description="Length of road the zone covers "
+                            "(queue length = occupied zones of a queue chain × this).")
+
+
+class CameraSettings(BaseModel):
+    """An ONVIF camera (``devices.onvif``): health, PTZ, snapshots and video detectors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    camera_id: Ident = Field(description="Id of the camera in the control room.")
+    host: Host = Field(description="IP address or host name of the camera.")
+    port: int = Field(80, ge=1, le=65535, description="HTTP port of the camera's ONVIF services.")
+    user: str = Field("admin", min_length=1, max_length=64, description="ONVIF user.")
+    password: SecretStr = Field(SecretStr(""), description="ONVIF password.")
+    name: str = Field("", max_length=120, description="Where the camera looks, for operators.")
+    intersection_id: Ident | None = Field(None, description="The intersection the camera "
+                                          "watches; needed when zones stand in for detectors.")
+    timeout_s: float = Field(5.0, ge=0.5, le=60, description="Time one ONVIF request may take.")
+    profile: str | None = Field(None, max_length=64, description="Media profile token for video "
+                                "and snapshots; default: the camera's first profile.")
+    video: Literal["stream", "snapshot", "off"] = Field(
+        "stream", description="How the video detectors get frames: the profile's stream "
+        "(RTSP through FFmpeg, or video_url), repeated snapshots, or no video analysis.")
+    video_url: str | None = Field(None, max_length=500, description="Read this stream instead "
+                                  "of the profile's stream URI: an http(s) MJPEG or an rtsp URL.")
+    fps: float = Field(5.0, ge=0.5, le=30, description="Frames analysed per second (extra "
+                       "frames are skipped).")
+    frame_size: tuple[int, int] = Field((640, 360), description="Width and height of the "
+                                        "picture the zones are drawn on; frames are scaled to it.")
+    zones: list[CameraZoneSettings] = Field(default_factory=list, max_length=128,
+                                            description="Detection zones (virtual loops).")
+    queues: list[list[Ident]] = Field(default_factory=list, max_length=32, description="Queue "
+                                      "chains: zone ids from the stop line back.")
+    tamper: bool = Field(True, description="Watch the picture for blur, blackout, a moved view "
+                         "and a frozen stream.")
+    analytics_interval_s: float = Field(1.0, ge=0.5, le=60, description="How often zone "
+                                        "counts and occupancy are published.")
+    snapshot_interval_s: float = Field(60.0, ge=0, le=86_400, description="How often a snapshot "
+                                       "is published (0: only on request).")
+    status_interval_s: float = Field(10.0, ge=1, le=600, description="How often the camera's "
+                                     "health (clock, PTZ position) is read; status is published "
+                                     "on change and at least every 3 × this.")
+    ptz_min_interval_s: float = Field(0.2, ge=0, le=10, description="PTZ commands closer than "
+                                      "this to the previous one are refused (rate limit).")
+    return_after_s: float = Field(300.0, ge=0, le=86_400, description="After an operator moved "
+                                  "the camera, return to the analysis position once no PTZ "
+                                  "command came for this long (0: stay). While away, its "
+                                  "zones report a fault.")
+    home_preset: str | None = Field(None, max_length=64, description="Preset token of the "
+                                    "analysis position; default: where the camera points when "
+                                    "the agent starts.")
+
+    @model_validator(mode="after")
+    def _zones_fit(self) -> CameraSettings:
+        width, height = self.frame_size
+        if not (16 <= width <= 4096 and 16 <= height <= 4096):
+            raise ValueError(f"frame_size {width}×{height} is out of range (16..4096)")
+        ids = [z.zone_id for z in self.zones]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"camera {self.camera_id}: zone ids repeated: {', '.join(dupes)}")
+        for z in self.zones:
+            for x, y in z.polygon:
+                if not (0 <= x <= width and 0 <= y <= height):
+                    raise ValueError(f"camera {self.camera_id} zone {z.zone_id}: point "
+                                     f"({x:g}, {y:g}) lies outside the {width}×{height} picture")
+        for chain in self.queues:
+            unknown = [i for i in chain if i not in ids]
+            if unknown:
+                raise ValueError(f"camera {self.camera_id}: queue chain names unknown zones: "
+                                 f"{', '.join(unknown)}")
+        detectors = [z.detector for z in self.zones if z.detector is not None]
+        if detectors and self.intersection_id is None:
+            raise ValueError(f"camera {self.camera_id}: zones stand in for detectors, so "
+                             "intersection_id must say which intersection's")
+        if self.video_url is not None and not self.video_url.lower().startswith(
+                ("http://", "https://", "rtsp://", "rtsps://")):
+            raise ValueError(f"camera {self.camera_id}: video_url must be http(s) or rtsp")
+        return self
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
 class EdgeSettings(BaseModel):
     """One edge agent: who it is, where its broker is, its outbox and its devices."""
 
@@ -167,6 +270,10 @@ class EdgeSettings(BaseModel):
         default_factory=list, max_length=512,
         description="ZKTeco attendance machines this agent keeps in sync (an office edge).",
     )
+    cameras: list[CameraSettings] = Field(
+        default_factory=list, max_length=256,
+        description="ONVIF cameras this agent watches, moves and runs video detectors on.",
+    )
     controlroom_liveness_s: float = Field(
         30.0, ge=1, le=3600,
         description="The control room counts as alive (and controller watchdogs are fed) while "
@@ -184,7 +291,8 @@ class EdgeSettings(BaseModel):
     def _no_demo_beside_controllers(cls, data: Any) -> Any:
         # A pole with real controllers, or an office box, must not also run the three demo
         # intersections.
-        if (isinstance(data, dict) and (data.get("controllers") or data.get("attendance"))
+        if (isinstance(data, dict) and (data.get("controllers") or data.get("attendance")
+                                        or data.get("cameras"))
                 and "simulated" not in data):
             data = {**data, "simulated": []}
         return data
@@ -207,4 +315,22 @@ class EdgeSettings(BaseModel):
         twice = sorted({f"{h}:{p}" for h, p in places if places.count((h, p)) > 1})
         if twice:
             raise ValueError(f"two attendance machines at one address: {', '.join(twice)}")
+        cams = [c.camera_id for c in self.cameras]
+        dupes = sorted({c for c in cams if cams.count(c) > 1})
+        if dupes:
+            raise ValueError(f"camera ids must be unique, repeated: {', '.join(dupes)}")
+        fed: dict[tuple[str, int], str] = {}
+        for cam in self.cameras:
+            for z in cam.zones:
+                if z.detector is None:
+                    continue
+                assert cam.intersection_id is not None
+                if cam.intersection_id not in ids:
+                    raise ValueError(f"camera {cam.camera_id} feeds detectors of intersection "
+                                     f"{cam.intersection_id}, which this agent does not serve")
+                key = (cam.intersection_id, z.detector)
+                if key in fed:
+                    raise ValueError(f"detector {z.detector} of {cam.intersection_id} is fed by "
+                                     f"two zones: {fed[key]} and {cam.camera_id}/{z.zone_id}")
+                fed[key] = f"{cam.camera_id}/{z.zone_id}"
         return self
