@@ -15,12 +15,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from simulators.traffic.controllers import Controller, Observation, SignalStatus
-from simulators.traffic.detectors import DetectorReader, plan_layout, write_additional
+from simulators.traffic.detectors import (
+    DetectorLayout,
+    DetectorReader,
+    DetectorReport,
+    plan_layout,
+    write_additional,
+)
 from simulators.traffic.discovery import discover
 from simulators.traffic.errors import ScenarioError, SumoNotInstalledError
 from simulators.traffic.metrics import TripMetrics, trip_metrics
@@ -31,6 +37,19 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[float, float], None]  # (sim time s, end s)
 StepHook = Callable[[Any, float], None]  # (api, sim time s), after every step; for tests
+
+
+class ReportSource(Protocol):
+    """Another sensor in place of some of SUMO's detectors (e.g. cameras on rendered frames):
+    told the layout once, stepped with the world, and handed each report to amend before the
+    controller sees it. It may read the world; what it returns must stay counts, occupancy
+    and queues."""
+
+    def begin(self, api: Any, layout: DetectorLayout, t_s: float) -> None: ...
+
+    def step(self, api: Any, t_s: float) -> None: ...
+
+    def report(self, report: DetectorReport, t_s: float) -> DetectorReport: ...
 
 
 def sumo_api() -> Any:
@@ -73,12 +92,14 @@ def _status(driver: PhaseDriver, n: int, t_s: float) -> SignalStatus:
 
 def run_scenario(scenario: Scenario, controller: Controller, *, seed: int, end_s: float,
                  tripinfo: Path, progress: Progress | None = None,
-                 step_hook: StepHook | None = None) -> RunResult:
+                 step_hook: StepHook | None = None,
+                 report_source: ReportSource | None = None) -> RunResult:
     """Run ``scenario`` to ``end_s`` under ``controller``; tripinfo goes to ``tripinfo``.
 
     For results to compare, give each run a fresh process: libsumo carries some state from one
     simulation to the next in the same process (seen on RESCO's cologne1, trips routed at
     insertion), which `kota bench control` avoids by spawning a process per run.
+    ``report_source`` (optional) amends each detector report before the controller sees it.
     """
     api = sumo_api()
     wall0 = time.monotonic()
@@ -114,6 +135,8 @@ def run_scenario(scenario: Scenario, controller: Controller, *, seed: int, end_s
             t_s = float(api.simulation.getTime())
             controller.begin(api, lights)
             reader = DetectorReader(api, layout, begin_s=t_s)
+            if report_source is not None:
+                report_source.begin(api, layout, t_s)
             interval_s = controller.decision_interval_s
             driver = PhaseDriver(api, lights, controller.times) if interval_s else None
             if driver is not None:
@@ -122,7 +145,10 @@ def run_scenario(scenario: Scenario, controller: Controller, *, seed: int, end_s
             next_progress_s = t_s
             while t_s < end_s:
                 if driver is not None and interval_s and t_s >= next_decision_s - 1e-9:
-                    obs = Observation(t_s, reader.read(t_s), _status(driver, len(lights), t_s),
+                    report = reader.read(t_s)
+                    if report_source is not None:
+                        report = report_source.report(report, t_s)
+                    obs = Observation(t_s, report, _status(driver, len(lights), t_s),
                                       reader.pressure_zone_veh() if layout.pressure_zone_ids
                                       else {})
                     for i, green in enumerate(controller.decide(obs)):
@@ -132,6 +158,8 @@ def run_scenario(scenario: Scenario, controller: Controller, *, seed: int, end_s
                     driver.step(t_s)
                 api.simulationStep()
                 t_s = float(api.simulation.getTime())
+                if report_source is not None:
+                    report_source.step(api, t_s)
                 if step_hook is not None:
                     step_hook(api, t_s)
                 if progress is not None and t_s >= next_progress_s:
