@@ -61,7 +61,7 @@ class LiveScene:
         self._scene: Scene | None = None
         self._scene_t = 0.0
         self._last_t_s: float | None = None
-        self._picture: tuple[float, np.ndarray, Truth] | None = None
+        self._picture: tuple[int, np.ndarray, Truth] | None = None
 
     @property
     def zones(self) -> tuple[Zone, ...]:
@@ -90,8 +90,9 @@ class LiveScene:
             elif self._last_t_s is not None:
                 self._scene_t += min(max(0.0, t_s - self._last_t_s), self.max_catch_up_s)
             self._last_t_s = t_s
-            if self._picture is not None and self._scene_t - self._picture[0] < SIM_DT_S:
+            step = int(self._scene_t / SIM_DT_S + 0.5)  # the scene's step for that time
+            if self._picture is not None and self._picture[0] == step:
                 return self._picture[1]
             picture, truth = self._scene.frame(self._scene_t)
-            self._picture = (self._scene_t, picture, truth)
+            self._picture = (step, picture, truth)
             return picture
