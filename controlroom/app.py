@@ -25,6 +25,9 @@ from controlroom.attendance.service import AttendanceService
 from controlroom.attendance.simpeg import SimpegClient
 from controlroom.attendance.store import AttendanceStore
 from controlroom.attendance.sync import SimpegSync
+from controlroom.cctv.alarms import AlarmThresholds as CameraThresholds
+from controlroom.cctv.service import CctvService
+from controlroom.cctv.store import CctvStore
 from controlroom.ingest import Inbound, Ingest
 from controlroom.link import ControlRoomLink
 from controlroom.settings import ControlRoomSettings, DatabaseSettings
@@ -55,6 +58,7 @@ class ControlRoom:
         self.link: ControlRoomLink | None = None
         self.traffic: TrafficService | None = None
         self.attendance: AttendanceService | None = None
+        self.cctv: CctvService | None = None
         self.payroll_job: PayrollJob | None = None
         self._simpeg: SimpegClient | None = None
         self.started_at = time.time()
@@ -94,7 +98,15 @@ class ControlRoom:
             attendance_store, self.link.publish,
             thresholds=AlarmThresholds(att.stale_after_s, att.capacity_share, att.clock_drift_s),
             alarm_interval_s=att.alarm_interval_s)
-        self.ingest = Ingest(self._settings.ingest, self.store, attendance=self.attendance)
+        cam = self._settings.cctv
+        cctv_store = CctvStore(self._pool)
+        self.cctv = CctvService(
+            cctv_store, self.link.publish, connected=self.link.connected.is_set,
+            thresholds=CameraThresholds(cam.stale_after_s, cam.clock_drift_s),
+            alarm_interval_s=cam.alarm_interval_s, command_expiry_s=cam.command_expiry_s,
+            ptz_rate_per_s=cam.ptz_rate_per_s)
+        self.ingest = Ingest(self._settings.ingest, self.store, attendance=self.attendance,
+                             cctv=self.cctv)
         self.ingest.set_ack(self.link.ack)
         if layout is not None:
             if self._settings.ingest.shared_group:
@@ -121,6 +133,7 @@ class ControlRoom:
                                           previous_until_day=att.previous_month_until_day)
         self.ingest.start()
         self.attendance.start()
+        self.cctv.start()
         if self.payroll_job is not None:
             self.payroll_job.start()
         if self.traffic is not None:
@@ -161,6 +174,7 @@ class ControlRoom:
             "ingest": {**self.ingest.stats.as_dict(), "backlog": self.ingest.backlog()},
             "traffic": self.traffic.health() if self.traffic is not None else None,
             "attendance": self.attendance.health() if self.attendance is not None else None,
+            "cctv": self.cctv.health() if self.cctv is not None else None,
             "payroll": self.payroll_job.health() if self.payroll_job is not None else None,
         }
 
@@ -184,6 +198,8 @@ class ControlRoom:
             self.ingest.stop()
         if self.attendance is not None:
             self.attendance.stop()
+        if self.cctv is not None:
+            self.cctv.stop()
         if self._pool is not None:
             self._pool.close()
         log.info("control room stopped")

@@ -18,11 +18,16 @@ from dataclasses import dataclass
 
 from controlroom.attendance.service import AttendanceService
 from controlroom.attendance.store import AttendanceStorageError
+from controlroom.cctv.service import CctvService
+from controlroom.cctv.store import CctvStorageError
 from controlroom.settings import IngestSettings
 from controlroom.storage.store import Batch, StorageError, Store
 from edge.contract import (
     AttendanceBatch,
     AttendanceStatus,
+    CctvAnalytics,
+    CctvSnapshot,
+    CctvStatus,
     CommandAck,
     ContractError,
     EdgeMessage,
@@ -91,10 +96,12 @@ class Ingest:
 
     def __init__(self, settings: IngestSettings, store: Store,
                  ack: Callable[[int, int], None] | None = None,
-                 attendance: AttendanceService | None = None) -> None:
+                 attendance: AttendanceService | None = None,
+                 cctv: CctvService | None = None) -> None:
         self._settings = settings
         self._store = store
         self._attendance = attendance
+        self._cctv = cctv
         self._ack = ack
         self._queue: queue.Queue[Inbound] = queue.Queue(maxsize=settings.queue_max)
         self._windows: dict[str, SeqWindow] = {}
@@ -158,6 +165,10 @@ class Ingest:
         batch = Batch()
         punches: list[AttendanceBatch] = []
         machines: list[AttendanceStatus] = []
+        cameras: list[CctvStatus] = []
+        analytics: list[CctvAnalytics] = []
+        snapshots: list[CctvSnapshot] = []
+        camera_acks: list[CommandAck] = []
         received_at: list[float] = []
         for item in items:
             self.stats.received += 1
@@ -190,12 +201,24 @@ class Ingest:
                 batch.events.append(payload)
             elif kind is Kind.COMMAND_ACK:
                 assert isinstance(payload, CommandAck)
+                # Every ack is kept in command_ack; a camera's also moves its command's status.
                 batch.acks.append((message.route.spec.domain, payload))
+                if message.route.spec.domain == "cctv" and self._cctv is not None:
+                    camera_acks.append(payload)
             elif kind is Kind.EDGE_STATE:
                 assert isinstance(payload, EdgeState)
                 batch.edge_states.append(payload)
+            elif kind is Kind.CCTV_STATUS and self._cctv is not None:
+                assert isinstance(payload, CctvStatus)
+                cameras.append(payload)
+            elif kind is Kind.CCTV_ANALYTICS and self._cctv is not None:
+                assert isinstance(payload, CctvAnalytics)
+                analytics.append(payload)
+            elif kind is Kind.CCTV_SNAPSHOT and self._cctv is not None:
+                assert isinstance(payload, CctvSnapshot)
+                snapshots.append(payload)
             else:
-                # CCTV messages are valid but their store comes with its issue.
+                # Camera messages of a control room built without the camera service.
                 self.stats.rejected["not_handled_yet"] += 1
                 continue
             received_at.append(item.received_at)
@@ -205,8 +228,14 @@ class Ingest:
             attendance = self._attendance
             self._until_stored(lambda: attendance.write(punches, machines),
                                len(punches) + len(machines))
+        camera_count = len(cameras) + len(analytics) + len(snapshots)
+        if self._cctv is not None and (camera_count or camera_acks or batch.edge_states):
+            # After the edge states are stored: a camera's online state joins its edge's.
+            cctv = self._cctv
+            self._until_stored(lambda: cctv.write(cameras, batch.edge_states, analytics,
+                                                  snapshots, camera_acks), camera_count)
         self.stats.batches += 1
-        self.stats.stored += len(batch) + len(punches) + len(machines)
+        self.stats.stored += len(batch) + len(punches) + len(machines) + camera_count
         now = time.monotonic()
         if received_at:
             self.stats.last_lag_s = now - received_at[0]
@@ -230,7 +259,7 @@ class Ingest:
         while True:
             try:
                 write()
-            except (StorageError, AttendanceStorageError) as exc:
+            except (StorageError, AttendanceStorageError, CctvStorageError) as exc:
                 self.stats.storage_failures += 1
                 if not failing:
                     log.error("%s; retrying until the database is back (messages stay "

@@ -191,6 +191,25 @@ class AttendanceSettings(_Section):
     signer_nip: str = Field("", pattern=r"^([0-9]{18})?$", description="Their NIP on the recap.")
 
 
+class CctvSettings(_Section):
+    """Cameras as the control room watches and moves them (statuses, analytics and snapshots
+    are always stored)."""
+
+    alarm_interval_s: float = Field(10.0, ge=0.1, le=3600, description="How often camera "
+                                    "alarms are checked and unanswered commands expired.")
+    stale_after_s: float = Field(120.0, ge=1, le=86400, description="A camera with no status "
+                                 "report for this long is offline (its edge may be down); also "
+                                 "one its edge listed that never reported.")
+    clock_drift_s: float = Field(10.0, ge=0.1, le=86400, description="Camera clock error "
+                                 "(against its edge) that raises the clock_drift alarm.")
+    command_expiry_s: float = Field(30.0, ge=1, le=600, description="A PTZ or snapshot command "
+                                    "expires this long after it is issued (expires_at): an "
+                                    "old move must not run late; no final ack by then: "
+                                    "unanswered.")
+    ptz_rate_per_s: int = Field(10, ge=1, le=100, description="Most commands a second to one "
+                                "camera (more: 429), so a stuck button cannot flood its edge.")
+
+
 Role = Literal["viewer", "operator", "supervisor", "admin", "bkpsdm"]
 
 
@@ -223,6 +242,7 @@ class ControlRoomSettings(_Section):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     traffic: TrafficSettings = Field(default_factory=TrafficSettings)
     attendance: AttendanceSettings = Field(default_factory=AttendanceSettings)
+    cctv: CctvSettings = Field(default_factory=CctvSettings)
     api_keys: tuple[ApiKey, ...] = Field((), description="API keys for the operator endpoints "
                                          "(X-API-Key header); none by default.")
 
