@@ -22,7 +22,7 @@ from typing import Any
 from firmware_sim.onvif.camera import Faults, Identity
 from firmware_sim.onvif.server import CameraEmulator, CameraEmulatorError
 from simulators.camera.live import LIVE_CONDITIONS, LiveCondition, LiveScene
-from simulators.camera.scene import HEIGHT, WIDTH, SceneConfig, Zone
+from simulators.camera.scene import HEIGHT, PX_PER_M, WIDTH, SceneConfig, Zone
 
 log = logging.getLogger("kota.sim.camera")
 
@@ -48,9 +48,12 @@ def approach_camera(*, condition: LiveCondition = "auto", seed: int = 1,
 
 
 def zone_rows(zones: Sequence[Zone]) -> list[dict[str, Any]]:
-    """Detection zones as JSON rows ``{"zone_id", "polygon": [[x, y], …]}`` in pixels of the
-    home view at 640×360 (scale them for another profile: ×3 for 1920×1080)."""
-    return [{"zone_id": z.zone_id, "polygon": [list(p) for p in z.polygon]} for z in zones]
+    """Detection zones as rows of an edge camera's ``zones`` (``zone_id``, ``polygon`` in
+    pixels of the home view at 640×360 — the edge's ``frame_size`` — and ``length_m``, the
+    road the zone covers: traffic runs along x at ``PX_PER_M``)."""
+    return [{"zone_id": z.zone_id, "polygon": [list(p) for p in z.polygon],
+             "length_m": round((max(x for x, _ in z.polygon) - min(x for x, _ in z.polygon))
+                               / PX_PER_M, 1)} for z in zones]
 
 
 def _describe(emu: CameraEmulator, args: argparse.Namespace) -> dict[str, Any]:
@@ -108,8 +111,8 @@ def cmd_sim_camera(args: argparse.Namespace) -> int:
                   f"{skew}{faults_text}) showing {scene}; snapshot {row['snapshot']}, MJPEG "
                   f"{row['mjpeg']} — Ctrl-C to stop", flush=True)
             for zone in row.get("zones", []):
-                print(f"zone {zone['zone_id']}: {zone['polygon']} (px of the {WIDTH}×{HEIGHT}"
-                      " home view)", flush=True)
+                print(f"zone {zone['zone_id']}: {zone['polygon']} ({zone['length_m']:g} m; px "
+                      f"of the {WIDTH}×{HEIGHT} home view)", flush=True)
         stop.wait(args.duration)
     finally:
         for s, handler in previous.items():

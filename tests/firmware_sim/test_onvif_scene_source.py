@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from edge.camera.detectors import ZoneConfig, ZoneDetector, ZoneDetectorConfig
+from edge.settings import CameraZoneSettings
 from firmware_sim.onvif.camera import Position
 from firmware_sim.onvif.server import CameraEmulator
 from firmware_sim.onvif.view import ptz_view
@@ -136,6 +137,8 @@ def test_kota_sim_camera_prints_the_approach_zones(capsys: pytest.CaptureFixture
     assert (ready["scene"], ready["condition"], ready["seed"]) == ("approach", "night", 7)
     assert ready["zone_frame"] == [WIDTH, HEIGHT]
     assert ready["zones"] == zone_rows(approach_zones())
+    edge_zones = [CameraZoneSettings(**z) for z in ready["zones"]]   # an edge config takes them
+    assert [z.length_m for z in edge_zones[:2]] == [3.0, 6.0]
     assert main(["sim", "camera", "--port", "0", "--duration", "0.1", "--json",
                  "--scene", "pattern"]) == 0
     ready = json.loads(capsys.readouterr().out.splitlines()[0])["camera"]
