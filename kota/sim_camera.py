@@ -62,7 +62,7 @@ def _describe(emu: CameraEmulator, args: argparse.Namespace) -> dict[str, Any]:
            "user": emu.camera.user, "snapshot": f"{emu.base_url}/snapshot.jpg",
            "mjpeg": f"{emu.base_url}/mjpeg", "serial": emu.camera.identity.serial,
            "skew_s": f.skew_s, "faults": [n for n in FLAG_FAULTS if getattr(f, n)],
-           "scene": args.scene}
+           "scene": args.scene, "discovery_port": emu.discovery_port}
     if isinstance(emu.view.world, LiveScene):
         row.update(condition=args.condition, seed=args.seed)
         if args.zones:
@@ -78,6 +78,8 @@ def cmd_sim_camera(args: argparse.Namespace) -> int:
         problems.append("--duration must be positive")
     if not 0 <= args.port <= 65535:
         problems.append("--port must be 0..65535")
+    if args.discovery_port is not None and not 0 <= args.discovery_port <= 65535:
+        problems.append("--discovery-port must be 0..65535")
     if args.scene == "pattern" and (args.zones or args.condition != "auto"):
         problems.append("--zones and --condition need --scene approach (the test pattern has "
                         "no traffic and follows the time of day)")
@@ -87,7 +89,7 @@ def cmd_sim_camera(args: argparse.Namespace) -> int:
     faults = Faults(skew_s=args.skew, **{name: True for name in args.fault or []})
     camera: dict[str, Any] = dict(host=args.host, port=args.port, user=args.user,
                                   password=args.password, identity=Identity(serial=args.serial),
-                                  faults=faults)
+                                  faults=faults, discovery_port=args.discovery_port)
     emu = (approach_camera(condition=args.condition, seed=args.seed, **camera)
            if args.scene == "approach" else CameraEmulator(**camera))
     try:
@@ -110,6 +112,9 @@ def cmd_sim_camera(args: argparse.Namespace) -> int:
             print(f"ONVIF camera {row['serial']} at {row['device_url']} (user {args.user}"
                   f"{skew}{faults_text}) showing {scene}; snapshot {row['snapshot']}, MJPEG "
                   f"{row['mjpeg']} — Ctrl-C to stop", flush=True)
+            if emu.discovery_port is not None:
+                print(f"WS-Discovery: answers unicast probes on udp {emu.host}:"
+                      f"{emu.discovery_port}", flush=True)
             for zone in row.get("zones", []):
                 print(f"zone {zone['zone_id']}: {zone['polygon']} ({zone['length_m']:g} m; px "
                       f"of the {WIDTH}×{HEIGHT} home view)", flush=True)
@@ -173,9 +178,13 @@ def add_parser(kinds: argparse._SubParsersAction) -> None:
     cam.add_argument("--zones", action="store_true", help="also print the detection zones "
                      "of the approach (zone ids and polygons in pixels of the 640×360 home "
                      "view; with --json as camera.zones and camera.zone_frame)")
+    cam.add_argument("--discovery-port", type=int, metavar="P", help="also answer "
+                     "WS-Discovery probes (SOAP-over-UDP) on this UDP port of --host (3702 is "
+                     "the standard one; 0: a free one, printed; default: off). Unicast only: "
+                     "probe it with `kota device onvif discover HOST:P`")
     cam.add_argument("--duration", type=float, metavar="S", help="stop by itself after S "
                      "seconds (default: run until Ctrl-C / SIGTERM)")
     cam.add_argument("--json", action="store_true", help="machine-readable output: one JSON "
                      "line when listening ({\"event\": \"ready\", \"camera\": {device_url, "
                      "host, port, user, snapshot, mjpeg, serial, skew_s, faults, scene, condition, "
-                     "seed, and with --zones zone_frame and zones}}) and one when stopped")
+                     "seed, discovery_port, and with --zones zone_frame and zones}}) and one when stopped")

@@ -28,6 +28,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from firmware_sim.onvif.camera import FAULT_NAMES, CameraState, Faults, Identity
+from firmware_sim.onvif.discovery import DiscoveryResponder
 from firmware_sim.onvif.events import pull_timeout_s
 from firmware_sim.onvif.scene import TestPattern, encode_jpeg
 from firmware_sim.onvif.services import (
@@ -98,8 +99,11 @@ class CameraEmulator:
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, user: str = "admin",
                  password: str = "kamera123", identity: Identity | None = None,
-                 faults: Faults | None = None, world: WorldSource | None = None) -> None:
+                 faults: Faults | None = None, world: WorldSource | None = None,
+                 discovery_port: int | None = None) -> None:
         self.host = host
+        self.discovery_port = discovery_port  # WS-Discovery over UDP; None: off, 0: a free port
+        self._discovery: DiscoveryResponder | None = None
         self.port = port
         self.camera = CameraState(user=user, password=password, identity=identity,
                                   faults=faults)
@@ -155,10 +159,23 @@ class CameraEmulator:
                 sock.close()
                 raise CameraEmulatorError(f"uvicorn did not start on {self.host}:{self.port}")
             time.sleep(0.01)
+        if self.discovery_port is not None:
+            responder = DiscoveryResponder(self.host, self.discovery_port, self.camera.identity,
+                                           lambda: (self.device_url,))
+            try:
+                self._discovery = responder.start()
+            except OSError as exc:
+                self.stop()
+                raise CameraEmulatorError(f"cannot answer WS-Discovery on {self.host}:"
+                                          f"{self.discovery_port}: {exc}") from exc
+            self.discovery_port = responder.port
         log.info("ONVIF camera emulator on %s", self.device_url)
         return self
 
     def stop(self) -> None:
+        if self._discovery is not None:
+            self._discovery.stop()
+            self._discovery = None
         if self._server is None:
             return
         self._server.should_exit = True
