@@ -143,7 +143,7 @@ class ControlRoom:
                          stale_after_s=self._settings.edge_stale_s, traffic=self.traffic,
                          keys=KeyRing(self._settings.api_keys), attendance=attendance_store,
                          machine_stale_after_s=att.stale_after_s,
-                         payroll=payroll,
+                         payroll=payroll, cctv=self.cctv, cctv_store=cctv_store,
                          signer=(att.signer_title, att.signer_name, att.signer_nip))
         config = uvicorn.Config(app, host=self._settings.http_host, port=self._settings.http_port,
                                 log_level="warning", access_log=False, lifespan="off")

@@ -20,10 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from controlroom.attendance.payroll import Payroll
 from controlroom.attendance.store import AttendanceStorageError, AttendanceStore
+from controlroom.cctv.service import CctvService
+from controlroom.cctv.store import CctvStorageError, CctvStore
 from controlroom.storage.store import AuditRecord, StorageError, Store
 from controlroom.traffic.access import KeyRing, Operator
 from controlroom.traffic.service import OperatorActionError, TrafficService
 from controlroom.web.attendance import attendance_router
+from controlroom.web.cctv import cctv_router
 from controlroom.web.payroll import payroll_router
 from edge.contract import MAX_PHASES, PlanBody
 
@@ -60,6 +63,7 @@ def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str,
                stale_after_s: float, traffic: TrafficService | None = None,
                keys: KeyRing | None = None, attendance: AttendanceStore | None = None,
                machine_stale_after_s: float = 300.0, payroll: Payroll | None = None,
+               cctv: CctvService | None = None, cctv_store: CctvStore | None = None,
                signer: tuple[str, str, str] = ("Kepala BKPSDM", "", "")) -> FastAPI:
     app = FastAPI(title="Kota Pintar control room", version="0.1.0",
                   description="Edges, intersections, alarms, operator overrides and the state "
@@ -68,6 +72,7 @@ def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str,
 
     @app.exception_handler(StorageError)
     @app.exception_handler(AttendanceStorageError)
+    @app.exception_handler(CctvStorageError)
     def storage_down(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": f"database unavailable: {exc}"}, status_code=503)
 
@@ -78,6 +83,8 @@ def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str,
     if payroll is not None:
         app.include_router(payroll_router(payroll, keyring, jsonable=_jsonable, city=city,
                                           signer=signer))
+    if cctv_store is not None:
+        app.include_router(cctv_router(cctv_store, cctv, keyring, jsonable=_jsonable))
 
     def may_override(request: Request, intersection_id: str) -> Operator:
         operator = keyring.lookup(request.headers.get("x-api-key"))
