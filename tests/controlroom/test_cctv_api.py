@@ -5,20 +5,28 @@ anything is stored or sent, and otherwise are audited, stored and published as a
 
 from __future__ import annotations
 
+import base64
+import queue
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
+import paho.mqtt.client as mqtt
 import pytest
 from fastapi.testclient import TestClient
 
-from controlroom.settings import ApiKey
+from controlroom.app import ControlRoom
+from controlroom.settings import ApiKey, ControlRoomSettings, DatabaseSettings
+from controlroom.storage.migrate import migrate
 from controlroom.traffic.access import KeyRing
 from controlroom.web.api import create_api
 from edge import contract as c
 from tests.controlroom.test_cctv_service import JPEG, World
 from tests.controlroom.test_cctv_service import world as world  # the fixture
+from tests.controlroom.test_controlroom import wait_for
 
 # The store's round trips run on both servers in test_cctv_service; the API on the embedded one.
 pytestmark = pytest.mark.parametrize("pg_server", ["embedded"], indirect=True)
@@ -211,3 +219,69 @@ def test_the_registry_alarms_and_snapshots_read_openly(api) -> None:
     history = client.get("/api/cctv/alarms", params={"state": "all", "camera": "cam-1"}).json()
     assert [(a["code"], a["cleared_at"] is not None) for a in history] == [("tamper_blackout", True)]
     assert client.get("/api/cctv/alarms", params={"state": "nope"}).status_code == 422
+
+
+@pytest.mark.parametrize("mqtt_url", ["embedded"], indirect=True)
+def test_end_to_end_through_the_broker(mqtt_url: str, pg_url: str) -> None:
+    """The real control room: a camera edge over MQTT announces, reports and answers; the
+    operator's move reaches it as a contract command and its acks come back."""
+    migrate(pg_url)
+    settings = ControlRoomSettings(mqtt=c.MqttEndpoint(url=mqtt_url, keepalive_s=5),
+                                   client_id=f"cr-cctv-{uuid.uuid4().hex[:8]}", http_port=0,
+                                   ingest={"flush_interval_ms": 20}, cctv={"alarm_interval_s": 0.2},
+                                   api_keys=[{"user": "budi", "role": "operator", "key": OPERATOR}])
+    room = ControlRoom(settings, DatabaseSettings(), pg_url, city="Kota Uji", timezone="Asia/Jakarta")
+    room.start()
+    endpoint = c.MqttEndpoint(url=mqtt_url)
+    cam, edge = f"cam-{uuid.uuid4().hex[:8]}", f"edge-{uuid.uuid4().hex[:8]}"
+    commands: queue.Queue[c.CctvCommand] = queue.Queue()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{edge}-test")
+    client.on_message = lambda _c, _u, m: commands.put(c.decode(m.topic, m.payload).payload)
+    seq = iter(range(1, 1000))
+
+    def send(payload: c.Payload, topic: str) -> None:
+        client.publish(topic, c.encode(payload), qos=1).wait_for_publish(5)
+
+    def stamp() -> dict[str, Any]:
+        return {"ts": datetime.now(UTC), "edge_id": edge, "epoch": 1, "seq": next(seq)}
+
+    try:
+        wait_for(room.link.connected.is_set, what="control room connected")
+        client.connect(endpoint.host, endpoint.port)
+        client.loop_start()
+        client.subscribe(c.cctv_command_topic(cam), qos=1)[0]
+        send(c.EdgeState(**stamp(), status="online", conn=1,
+                         inventory=(c.DeviceInfo(device_id=cam, kind="camera"),)),
+             c.edge_state_topic(edge))
+        status = c.CctvStatus(**stamp(), camera_id=cam, reachable=True, ptz=True, fps=5,
+                              tampers=("frozen",), tamper="frozen",
+                              position=c.PtzPosition(pan=0, tilt=0, zoom=0))
+        send(status, c.cctv_status_topic(cam))
+        url = room.url + "api/"
+        wait_for(lambda: httpx.get(url + "cctv/alarms", params={"camera": cam}).json(),
+                 what="frozen picture alarm")
+        moved = httpx.post(f"{url}cameras/{cam}/ptz", json={"action": "move", "pan": 0.3},
+                           headers={"X-API-Key": OPERATOR})
+        assert moved.status_code == 200, moved.text
+        command = commands.get(timeout=5)
+        assert command.cmd_id == moved.json()["cmd_id"] and command.body == c.PtzMoveBody(pan=0.3)
+        for answer in ("accepted", "applied"):
+            send(c.CommandAck(**stamp(), cmd_id=command.cmd_id, target_id=cam, status=answer),
+                 c.command_ack_topic("cctv", cam))
+        got = httpx.get(f"{url}cameras/{cam}/commands/{command.cmd_id}", params={"wait_s": 5},
+                        timeout=10).json()
+        assert got["status"] == "applied"
+        send(c.CctvSnapshot(**stamp(), camera_id=cam, jpeg_b64=base64.b64encode(JPEG).decode()),
+             c.cctv_snapshot_topic(cam))
+        wait_for(lambda: httpx.get(f"{url}cameras/{cam}/snapshot.jpg").status_code == 200,
+                 what="snapshot stored")
+        send(status.model_copy(update={**stamp(), "tampers": (), "tamper": "none"}),
+             c.cctv_status_topic(cam))
+        wait_for(lambda: httpx.get(url + "cctv/alarms", params={"camera": cam}).json() == [],
+                 what="alarm cleared")
+        health = httpx.get(url + "health").json()
+        assert health["cctv"]["acks_applied"] == 2 and health["ingest"]["rejected_total"] == 0
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        room.stop()
