@@ -6,7 +6,9 @@ intersection's snapshot becomes one TrafficTelemetry (none while the device is u
 any change becomes a TrafficEvent. Commands arrive through the link's inbound worker, are
 checked against the contract (schema, intersection, issuer, expiry, then the controller's own
 safety limits) and answered with acks. Controller watchdogs are fed only while the control room
-is alive (``liveness``). A status file for ``kota edge status`` is rewritten every poll interval.
+is alive (``liveness``). Attendance machines are the office agent's (``office``), cameras the
+camera agent's (``camera.agent``); camera zones that stand in for an intersection's detectors
+are laid over its readings before its telemetry is built. A status file for ``kota edge status`` is rewritten every poll interval.
 This module wires; the logic lives in ``traffic``, ``controllers``, ``liveness``, ``pollers``,
 ``link``, ``outbox`` and ``status``.
 """
@@ -14,7 +16,6 @@ This module wires; the logic lives in ``traffic``, ``controllers``, ``liveness``
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
 import os
 import platform
@@ -32,6 +33,8 @@ import paho.mqtt
 from pydantic import ValidationError
 
 from devices.controller.errors import ControllerError
+from edge.camera.agent import CameraAgent
+from edge.camera.feed import feed_reading
 from edge.contract import (
     CommandAck,
     ContractError,
@@ -43,6 +46,7 @@ from edge.contract import (
     decode,
     event_topic,
     parse_topic,
+    salvage_cmd_id,
     telemetry_topic,
     utc_now,
 )
@@ -193,15 +197,24 @@ class EdgeAgent:
                 OfficeState(self.state_dir / OFFICE_FILE),
                 lambda topic, build: self.link.send(topic, build),
                 issuers=settings.command_issuers)
-        # 5. the MQTT link, announcing the inventory
+        # 5. cameras: ONVIF I/O on one event loop, a video thread each
+        self.cameras: CameraAgent | None = None
+        if settings.cameras:
+            self.cameras = CameraAgent(settings.cameras,
+                                       lambda topic, build: self.link.send(topic, build),
+                                       issuers=settings.command_issuers,
+                                       name=f"edge-onvif-{self.edge_id}")
+        extra_topics = [t for t, _ in self.office.subscriptions()] if self.office is not None else []
+        if self.cameras is not None:
+            extra_topics += [t for t, _ in self.cameras.subscriptions()]
+        # 6. the MQTT link, announcing the inventory
         try:
             self.link = WatchedLink(settings.mqtt, edge_id=self.edge_id, epoch=self.epoch,
                                     outbox=self.outbox, inventory=self._inventory(),
                                     versions=_versions(), intersections=list(self._intersections),
                                     on_command=self._command, publish_batch=settings.publish_batch,
                                     inflight_max=settings.inflight_max, liveness=self.liveness,
-                                    extra_topics=[t for t, _ in self.office.subscriptions()]
-                                    if self.office is not None else ())
+                                    extra_topics=extra_topics)
         except LinkError:
             self.outbox.close()
             if self.office is not None:
@@ -241,6 +254,8 @@ class EdgeAgent:
                 out.append(DeviceInfo(device_id=sn, kind="attendance",
                                       model=(facts.name if facts else "")[:120],
                                       firmware=(facts.firmware if facts else "")[:120]))
+        if self.cameras is not None:
+            out += self.cameras.inventory()
         return out
 
     def _controlroom_alive(self) -> Liveness:
@@ -273,6 +288,8 @@ class EdgeAgent:
             intersection.poller.start()
         if self.office is not None:
             self.office.start()
+        if self.cameras is not None:
+            self.cameras.start()
         self._status_stop.clear()
         self._status_thread = threading.Thread(target=self._status_loop, daemon=True,
                                                name=f"edge-status-{self.edge_id}")
@@ -294,6 +311,8 @@ class EdgeAgent:
             intersection.poller.stop()
         if self.office is not None:
             self.office.stop()
+        if self.cameras is not None:
+            self.cameras.stop()
         if self._modbus is not None:
             for controller in self.controllers.values():
                 try:
@@ -340,6 +359,7 @@ class EdgeAgent:
                        "inflight": self.link.inflight, "dropped_telemetry": counts.dropped_total},
             "devices": {iid: _device_status(i) for iid, i in self._intersections.items()},
             "attendance": self.office.status() if self.office is not None else [],
+            "cameras": self.cameras.status() if self.cameras is not None else {},
         }
 
     def _status_loop(self) -> None:
@@ -383,11 +403,16 @@ class EdgeAgent:
     def _publish_poll(self, iid: str, poller: Poller[Any]) -> None:
         snapshot = poller.snapshot if poller.available else None
         intersection = self._intersections[iid]
+        alarms = snapshot.alarms if isinstance(snapshot, ControllerReading) else None
+        if snapshot is not None and self.cameras is not None:
+            feeds = self.cameras.feeds(iid)
+            if feeds:  # camera zones stand in for some of the detectors
+                snapshot = feed_reading(snapshot, feeds)
         drafts = intersection.watch.availability(poller.available, poller.last_error)
         if snapshot is not None:
             drafts += intersection.watch.reading(snapshot)
-            if isinstance(snapshot, ControllerReading):
-                drafts += intersection.watch.alarms(snapshot.alarms)
+            if alarms is not None:
+                drafts += intersection.watch.alarms(alarms)
         # Events first: "device online" or "mode change" precede the telemetry that shows them.
         for draft in drafts:
             self._event(iid, draft)
@@ -414,6 +439,8 @@ class EdgeAgent:
     def _command(self, topic: str, raw: bytes) -> None:
         if self.office is not None and self.office.on_message(topic, raw):
             return  # a stored reply or a command for one of the office's machines
+        if self.cameras is not None and self.cameras.on_message(topic, raw):
+            return  # a command for one of the cameras
         try:
             message = decode(topic, raw)
         except ContractError as exc:
@@ -522,7 +549,7 @@ class EdgeAgent:
                 self._in_flight.discard(cmd_id)
 
     def _reject_unreadable(self, topic: str, raw: bytes, exc: ContractError) -> None:
-        cmd_id = _salvage_cmd_id(raw)
+        cmd_id = salvage_cmd_id(raw)
         try:
             target = parse_topic(topic).key
         except ContractError:
@@ -584,16 +611,6 @@ def _apply(device: SimpleIntersection, body: PlanBody | OverrideBody) -> None:
         device.apply_plan(body.plan, body.cycle_s, body.offset_s, body.splits_s)
     else:
         device.override(body.action, body.phase)
-
-
-def _salvage_cmd_id(raw: bytes) -> str | None:
-    """The cmd_id of a command that failed validation, if it has one, so the sender gets an ack."""
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    cmd_id = value.get("cmd_id") if isinstance(value, dict) else None
-    return cmd_id if isinstance(cmd_id, str) else None
 
 
 def _iso(value: datetime | None) -> str | None:

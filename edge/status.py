@@ -179,6 +179,28 @@ def render(data: Mapping[str, Any], now: datetime) -> str:
             if m.get("error"):
                 errors.append(f"  {m['device_sn']}: {m['error']}")
         lines += ["", *_table(rows)]
+    cameras = data.get("cameras") or {}
+    if cameras:
+        rows = [("CAMERA", "ADDRESS", "MODEL / FIRMWARE", "STATE", "LAST CONTACT", "VIDEO",
+                 "TAMPER", "CLOCK", "PTZ")]
+        for cid, cam in sorted(cameras.items()):
+            offset = cam.get("clock_offset_s")
+            pos = cam.get("position")
+            ptz = ("-" if not cam.get("ptz") else
+                   f"{pos['pan']:+.2f} {pos['tilt']:+.2f} {pos['zoom']:.2f}" if pos else "?")
+            if cam.get("away"):
+                ptz += " (moved by operator)"
+            rows.append((cid, cam.get("address") or "-",
+                         " ".join(x for x in (cam.get("model"), cam.get("firmware")) if x) or "?",
+                         "online" if cam.get("reachable") else "OFFLINE",
+                         _age(cam.get("last_ok_at"), now),
+                         f"{cam.get('fps', 0):g} fps, {cam.get('zones', 0)} zone(s)",
+                         ", ".join(cam.get("tampers") or []) or "none",
+                         "?" if offset is None else f"{offset:+.1f} s", ptz))
+            for key in ("error", "video_error"):
+                if cam.get(key):
+                    errors.append(f"  {cid}: {cam[key]}")
+        lines += ["", *_table(rows)]
     if errors:
         lines += ["", "last errors:", *errors]
     return "\n".join(lines)

@@ -20,7 +20,6 @@ import numpy as np
 
 MAX_PART_BYTES = 4 * 1024 * 1024  # a JPEG bigger than this is no camera frame: the stream is garbled
 MAX_HEADER_BYTES = 4096
-READ_CHUNK = 64 * 1024
 
 
 class SourceError(Exception):
@@ -160,7 +159,7 @@ class MjpegSource:
                 if reply.status_code != 200:
                     raise SourceError(f"{self.url} answered HTTP {reply.status_code}")
                 parser = MultipartParser(boundary_of(reply.headers.get("content-type", "")))
-                for chunk in reply.iter_raw(READ_CHUNK):
+                for chunk in reply.iter_raw():  # as it arrives: a size would batch frames
                     for jpeg in parser.feed(chunk):
                         yield decode_jpeg(jpeg)
         except httpx.HTTPError as exc:

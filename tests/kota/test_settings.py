@@ -36,6 +36,9 @@ def test_the_examples_commented_device_sections_are_valid_when_uncommented(tmp_p
     assert (machine.device_sn, machine.tz, machine.clear_when_stored) == (
         "CKJX201960001", "Asia/Makassar", False)
     assert [c.intersection_id for c in settings.edge.controllers] == ["simpang-tugu-muda"]
+    [camera] = settings.edge.cameras
+    assert (camera.camera_id, camera.zones[0].detector, camera.queues) == (
+        "cam-tugu-utara", 3, [["z-l1", "z-l1-q1", "z-l1-q2"]])
 
 
 def test_environment_overrides_file(tmp_path: Path) -> None:
