@@ -322,12 +322,14 @@ def cmd_map(args: argparse.Namespace) -> int:
 
 def add_device_parser(sub: argparse._SubParsersAction) -> None:
     device = sub.add_parser("device", help="probe a device as a technician (traffic controller, "
-                            "attendance machine)",
+                            "attendance machine, camera)",
                             description="Talk to one field device directly, from a laptop.")
     kinds = device.add_subparsers(dest="device_kind", metavar="KIND", required=True)
+    from kota.device_onvif import add_parser as add_onvif_parser
     from kota.device_zk import add_parser as add_zk_parser
 
     add_zk_parser(kinds)
+    add_onvif_parser(kinds)
     ctl = kinds.add_parser(
         "controller", help="traffic signal controller over Modbus TCP",
         description="Read and command a traffic signal controller (real or `kota sim controller`) "
