@@ -134,6 +134,9 @@ class OnvifCamera:
         self.facts: CameraFacts | None = None
         self._cam: ONVIFCamera | None = None
         self._http: httpx.AsyncClient | None = None
+        # One digest state for every snapshot: httpx reuses the camera's nonce (nc counts up),
+        # so a poll costs one request, not a challenge and a retry. Basic once digest failed.
+        self._snapshot_auth: httpx.Auth = httpx.DigestAuth(user, password)
         self._snapshot_uris: dict[str, str] = {}
 
     @property
@@ -430,9 +433,12 @@ class OnvifCamera:
         self._connected()
         http, what = self._client(), "the snapshot"
         try:
-            reply = await http.get(uri, auth=httpx.DigestAuth(self.user, self.password))
-            if reply.status_code == 401:  # some cameras only take basic auth on snapshots
-                reply = await http.get(uri, auth=httpx.BasicAuth(self.user, self.password))
+            reply = await http.get(uri, auth=self._snapshot_auth)
+            if reply.status_code == 401 and isinstance(self._snapshot_auth, httpx.DigestAuth):
+                basic = httpx.BasicAuth(self.user, self.password)  # some cameras take only basic
+                reply = await http.get(uri, auth=basic)
+                if reply.status_code != 401:
+                    self._snapshot_auth = basic
         except httpx.HTTPError as exc:
             raise self._translate(exc, what) from exc
         if reply.status_code == 401:

@@ -113,13 +113,23 @@ def _decode(jpeg: bytes) -> np.ndarray:
     return image
 
 
-def test_snapshot_is_a_jpeg(camera: CameraEmulator) -> None:
+def test_snapshot_is_a_jpeg(camera: CameraEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    checks: list[str] = []
+    original = camera._authorised
+
+    def counted(request: Any) -> bool:
+        checks.append(request.headers.get("authorization", "").partition(" ")[0])
+        return original(request)
+
+    monkeypatch.setattr(camera, "_authorised", counted)
+
     async def body(cam: OnvifCamera) -> tuple[bytes, bytes]:
         return await cam.snapshot(), await cam.snapshot(MAIN)
 
     default, main = run(camera.port, body)
     assert _decode(default).shape == (360, 640, 3)  # the JPEG profile comes first
     assert _decode(main).shape == (1080, 1920, 3)
+    assert checks == ["", "Digest", "Digest"]  # challenged once, then the nonce is reused
 
 
 def test_snapshot_falls_back_to_basic_auth(camera: CameraEmulator,
@@ -133,8 +143,12 @@ def test_snapshot_falls_back_to_basic_auth(camera: CameraEmulator,
         return scheme.lower() == "basic" and original(request)
 
     monkeypatch.setattr(camera, "_authorised", basic_only)
-    assert _decode(run(camera.port, lambda cam: cam.snapshot("Profile_Sub"))).shape[0] == 360
-    assert seen[-1] == "Basic" and "Digest" in seen
+
+    async def body(cam: OnvifCamera) -> list[bytes]:
+        return [await cam.snapshot("Profile_Sub") for _ in range(2)]
+
+    assert [_decode(jpeg).shape[0] for jpeg in run(camera.port, body)] == [360, 360]
+    assert seen == ["", "Digest", "Basic", "Basic"]  # basic remembered after the fallback
 
 
 def test_snapshot_with_a_changed_password_is_an_auth_error(camera: CameraEmulator) -> None:
