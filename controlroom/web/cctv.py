@@ -21,6 +21,7 @@ from controlroom.cctv.service import CctvActionError, CctvService, CommandBody
 from controlroom.cctv.store import CctvStorageError, CctvStore
 from controlroom.storage.store import AuditRecord
 from controlroom.traffic.access import KeyRing, Operator
+from controlroom.web.keys import key_reader
 from edge.contract import (
     PresetGotoBody,
     PresetSetBody,
@@ -103,6 +104,7 @@ def command_body(request: PtzRequest) -> CommandBody:
 def cctv_router(store: CctvStore, service: CctvService | None, keyring: KeyRing, *,
                 jsonable: Callable[[dict[str, Any]], dict[str, Any]]) -> APIRouter:
     router = APIRouter(tags=["cctv"])
+    viewer = key_reader(keyring, "snapshots may show faces and number plates")
     stale_after_s = service.thresholds.stale_after_s if service is not None else 120.0
 
     def state(row: dict[str, Any], now: datetime) -> str:
@@ -188,8 +190,9 @@ def cctv_router(store: CctvStore, service: CctvService | None, keyring: KeyRing,
 
     @router.get("/api/cameras/{camera_id}/snapshot.jpg", response_class=Response,
                 responses={200: {"content": {"image/jpeg": {}}}},
-                summary="The camera's latest snapshot (JPEG); its time in X-Snapshot-Taken-At")
-    def get_snapshot(camera_id: str) -> Response:
+                summary="The camera's latest snapshot (JPEG; any API key: it may show faces and "
+                "number plates); its time in X-Snapshot-Taken-At")
+    def get_snapshot(camera_id: str, operator: Annotated[Operator, Depends(viewer)]) -> Response:
         snap = store.snapshot(camera_id)
         if snap is None:
             raise HTTPException(404, f"no snapshot of camera {camera_id!r}")

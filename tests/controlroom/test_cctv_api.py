@@ -207,11 +207,14 @@ def test_the_registry_alarms_and_snapshots_read_openly(api) -> None:
     assert detail["snapshot"]["url"] == "/api/cameras/cam-1/snapshot.jpg"
     assert client.get("/api/cameras/cam-nope").status_code == 404
 
-    jpg = client.get("/api/cameras/cam-1/snapshot.jpg")
+    # a picture may show faces and number plates: any API key, but a key
+    assert client.get("/api/cameras/cam-1/snapshot.jpg").status_code == 401
+    jpg = client.get("/api/cameras/cam-1/snapshot.jpg", headers={"X-API-Key": VIEWER})
     assert jpg.status_code == 200 and jpg.content == JPEG
     assert jpg.headers["content-type"] == "image/jpeg"
     assert datetime.fromisoformat(jpg.headers["x-snapshot-taken-at"]) == w.now + timedelta(seconds=1)
-    assert client.get("/api/cameras/cam-fixed/snapshot.jpg").status_code == 404
+    assert client.get("/api/cameras/cam-fixed/snapshot.jpg",
+                      headers={"X-API-Key": VIEWER}).status_code == 404
 
     w.service.write([w.status(dt_s=2)])
     w.service.check_alarms()
@@ -273,7 +276,8 @@ def test_end_to_end_through_the_broker(mqtt_url: str, pg_url: str) -> None:
         assert got["status"] == "applied"
         send(c.CctvSnapshot(**stamp(), camera_id=cam, jpeg_b64=base64.b64encode(JPEG).decode()),
              c.cctv_snapshot_topic(cam))
-        wait_for(lambda: httpx.get(f"{url}cameras/{cam}/snapshot.jpg").status_code == 200,
+        wait_for(lambda: httpx.get(f"{url}cameras/{cam}/snapshot.jpg",
+                                   headers={"X-API-Key": OPERATOR}).status_code == 200,
                  what="snapshot stored")
         send(status.model_copy(update={**stamp(), "tampers": (), "tamper": "none"}),
              c.cctv_status_topic(cam))
