@@ -57,11 +57,8 @@ MOVE_RANGES: dict[str, tuple[tuple[float, float], ...]] = {
 MAX_PRESET_NAME = 64  # tt:Name is at most 64 characters
 JPEG_SOI = b"\xff\xd8"
 
-# ONVIF Core §5.11.2.2 subcodes that mean "understood, but no": refused, not broken.
-_REFUSED_SUBCODES = {"InvalidArgVal", "InvalidArgs", "NoProfile", "NoToken", "NoConfig",
-                     "TooManyPresets", "ConfigurationConflict", "NoPTZProfile",
-                     "NoEntity", "MovingPTZ", "InvalidPosition", "InvalidTranslation",
-                     "InvalidSpeed", "InvalidVelocity", "TimeoutNotSupported"}
+# ONVIF Core §5.11.2.2 subcodes for a missing feature; any other fault (NoProfile, NoToken,
+# InvalidArgVal, TooManyPresets …) is the camera refusing a request it understood.
 _UNSUPPORTED_SUBCODES = {"ActionNotSupported", "NotSupported", "PTZNotSupported"}
 
 _T = TypeVar("_T")
