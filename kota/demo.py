@@ -5,7 +5,9 @@ It is `kota sim city --generate` with the settings' embedded services: SUMO runs
 emulated controller on Modbus TCP; the embedded PostgreSQL ([database.embedded]) and the
 embedded broker ([broker], as a `kota broker` process); the control room (`kota controlroom
 run`, status page and API on [controlroom] http_host:http_port) computing adaptive plans; two
-edge agents (`kota edge run`) polling the controllers and applying the plans. Start and stop
+edge agents (`kota edge run`) polling the controllers and applying the plans; three offices'
+attendance machines with their edge and an emulated SIMPEG; two PTZ cameras over simulated
+approaches with a camera edge running the video detectors. Start and stop
 order, readiness and clean-up are `kota.city`'s; this module only picks the demo's choices.
 The city, the processes' settings files, the edges' state and the logs live in
 <data_dir>/demo-city, next to the database, so that the edges' epochs keep growing with it.
@@ -24,6 +26,7 @@ DEMO_SEED = 1
 DEMO_EDGES = 2
 DEMO_TIME_SCALE = 1.0  # adaptive control measures flows per real second: the demo is faithful
 DEMO_OFFICES = 3  # attendance machines, one per office, and an office edge agent
+DEMO_CAMERAS = 2  # PTZ cameras over simulated approaches, and a camera edge agent
 
 
 def run_demo(settings: Settings, *, duration_s: float | None = None, fresh: bool = False) -> int:
@@ -48,7 +51,7 @@ def run_demo(settings: Settings, *, duration_s: float | None = None, fresh: bool
         fresh=fresh, edges=DEMO_EDGES, edge_prefix="edge-demo",
         http_host=settings.controlroom.http_host, http_port=settings.controlroom.http_port,
         controlroom_client_id=settings.controlroom.client_id, city_name=settings.site.city,
-        timezone=settings.site.timezone, offices=DEMO_OFFICES,
+        timezone=settings.site.timezone, offices=DEMO_OFFICES, cameras=DEMO_CAMERAS,
         log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()))
     rc = run_closed_loop(world, options, settings, title="Kota Pintar demo")
     print("demo stopped.", flush=True)

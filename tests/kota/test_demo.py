@@ -58,11 +58,11 @@ def test_demo_shows_live_values_within_15_s_and_stops_cleanly(scratch_dir: Path)
             return [(e["edge_id"], e["online"], len(e["inventory"]))
                     for e in httpx.get(f"{base}/api/edges", timeout=2).json()]
 
-        wait = time.monotonic() + 20  # the office edge comes up after the intersections'
-        while len(edges()) < 3 and time.monotonic() < wait:
+        wait = time.monotonic() + 20  # office and camera edges come up after the intersections'
+        while len(edges()) < 4 and time.monotonic() < wait:
             time.sleep(0.25)
         assert edges() == [("edge-demo-1", True, 3), ("edge-demo-2", True, 3),
-                           ("kantor-demo", True, 3)]
+                           ("kamera-demo", True, 2), ("kantor-demo", True, 3)]
         # the attendance side: three offices' machines online, their history and the morning's
         # first check-ins stored
         wait = time.monotonic() + 30
@@ -88,6 +88,32 @@ def test_demo_shows_live_values_within_15_s_and_stops_cleanly(scratch_dir: Path)
                 break
             time.sleep(0.5)
         assert len(recap["employees"]) == 180 and len(recap["skpds"]) == 3, recap
+        # the operator's side of CCTV: both cameras online, one moved, and its snapshot
+        operator = next(k["key"] for k in settings["controlroom"]["api_keys"]
+                        if k["role"] == "operator")
+        wait = time.monotonic() + 20
+        while time.monotonic() < wait:
+            cameras = httpx.get(f"{base}/api/cameras", timeout=2).json()
+            if len(cameras) == 2 and all(c["online"] and c["ptz"] for c in cameras):
+                break
+            time.sleep(0.5)
+        assert [(c["camera_id"], c["state"]) for c in cameras] == [
+            ("cam-J1", "online"), ("cam-J2", "online")], cameras
+        moved = httpx.post(f"{base}/api/cameras/cam-J1/ptz", headers={"X-API-Key": operator},
+                           json={"action": "goto", "pan": 0.5, "tilt": 0.1, "zoom": 0.2,
+                                 "reason": "demo test"}, params={"wait_s": 5}, timeout=10)
+        assert moved.status_code == 200 and moved.json()["status"] == "applied", moved.text
+        snap = httpx.post(f"{base}/api/cameras/cam-J2/snapshot", headers={"X-API-Key": operator},
+                          params={"wait_s": 5}, timeout=10)
+        assert snap.json()["status"] == "applied", snap.text
+        wait = time.monotonic() + 10
+        while time.monotonic() < wait:
+            jpg = httpx.get(f"{base}/api/cameras/cam-J2/snapshot.jpg",
+                            headers={"X-API-Key": operator}, timeout=2)
+            if jpg.status_code == 200:
+                break
+            time.sleep(0.25)
+        assert jpg.content[:2] == b"\xff\xd8", "no JPEG snapshot of cam-J2"
         view = httpx.get(f"{base}/api/intersections/J1", timeout=2).json()
         assert view["live"]["mode"] and len(view["live"]["signal"]) == view["phases"]
     finally:
