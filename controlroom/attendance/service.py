@@ -10,7 +10,6 @@ must not decode MQTT (ingest does) nor decide alarm conditions (alarms.py does).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -23,6 +22,7 @@ from controlroom.attendance.store import (
     Punch,
     PunchBatch,
 )
+from controlroom.periodic import Periodic
 from edge.contract import (
     SPEC_BY_KIND,
     AttendanceBatch,
@@ -64,10 +64,9 @@ class AttendanceService:
         self._store = store
         self._publish = publish
         self._thresholds = thresholds or AlarmThresholds()
-        self._alarm_interval_s = alarm_interval_s
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._rounds = Periodic("kota-attendance", "attendance alarm check", self.check_alarms,
+                                alarm_interval_s, (AttendanceStorageError,))
         self.batches_stored = 0
         self.punches_new = 0
         self.batches_rejected = 0
@@ -115,28 +114,10 @@ class AttendanceService:
         return opened, cleared
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="kota-attendance", daemon=True)
-        self._thread.start()
+        self._rounds.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def _run(self) -> None:
-        failing = False
-        while not self._stop.wait(self._alarm_interval_s):
-            try:
-                self.check_alarms()
-            except AttendanceStorageError as exc:
-                if not failing:
-                    log.error("attendance alarm check failed: %s; retrying every %.0f s",
-                              exc, self._alarm_interval_s)
-                failing = True
-                continue
-            if failing:
-                log.info("attendance alarm check works again")
-                failing = False
+        self._rounds.stop()
 
     def health(self) -> dict[str, int]:
         return {"batches_stored": self.batches_stored, "punches_new": self.punches_new,

@@ -31,6 +31,7 @@ from controlroom.cctv.store import (
     Inventory,
     Snapshot,
 )
+from controlroom.periodic import Periodic
 from controlroom.storage.store import AuditRecord
 from controlroom.traffic.access import Operator
 from edge.contract import (
@@ -126,14 +127,13 @@ class CctvService:
         self._publish = publish
         self._connected = connected
         self.thresholds = thresholds or AlarmThresholds()
-        self._alarm_interval_s = alarm_interval_s
         self._expiry = timedelta(seconds=command_expiry_s)
         self._rate = ptz_rate_per_s
         self._clock = clock
         self._sent: dict[str, deque[float]] = {}
         self._rate_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._rounds = Periodic("kota-cctv", "camera alarm check", self.check_alarms,
+                                alarm_interval_s, (CctvStorageError,))
         self.stats = CctvStats()
 
     # ------------------------------------------------------------------ ingest side
@@ -274,28 +274,10 @@ class CctvService:
         return opened, cleared
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="kota-cctv", daemon=True)
-        self._thread.start()
+        self._rounds.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def _run(self) -> None:
-        failing = False
-        while not self._stop.wait(self._alarm_interval_s):
-            try:
-                self.check_alarms()
-            except CctvStorageError as exc:
-                if not failing:
-                    log.error("camera alarm check failed: %s; retrying every %.0f s",
-                              exc, self._alarm_interval_s)
-                failing = True
-                continue
-            if failing:
-                log.info("camera alarm check works again")
-                failing = False
+        self._rounds.stop()
 
     def health(self) -> dict[str, int]:
         return self.stats.as_dict()
