@@ -311,8 +311,11 @@ class CameraWorker:
     def command(self, command: CctvCommand, issuer_allowed: bool) -> None:
         """Judge a command (inbound worker thread) and carry it out on the loop."""
         cmd_id = command.cmd_id
-        answered = self._answered.get(cmd_id)
+        with self._lock:
+            answered = self._answered.get(cmd_id)
         if answered is not None:
+            # A QoS 1 redelivery or a retry: answered again (with where it stands), never
+            # carried out twice.
             log.info("camera command %s seen before; repeating its ack (%s)", cmd_id, answered[0])
             self._ack(cmd_id, *answered)
             return
@@ -344,6 +347,7 @@ class CameraWorker:
                 self._last_ptz_at = time.monotonic()
         log.info("camera command %s from %s for %s: %s", cmd_id, command.issuer, self.camera_id,
                  body.model_dump_json())
+        self._remember(cmd_id, "accepted", "")
         self._ack(cmd_id, "accepted")
         try:
             future = self._loop.spawn(self._carry_out(cmd_id, body, profile))
@@ -409,10 +413,14 @@ class CameraWorker:
         """Answer a command that could not be read (its cmd_id salvaged from the raw bytes)."""
         self._final(cmd_id, "rejected", reason)
 
+    def _remember(self, cmd_id: str, status: AckStatus, reason: str) -> None:
+        with self._lock:
+            self._answered[cmd_id] = (status, reason)
+            while len(self._answered) > ANSWERED_MEMORY:
+                self._answered.popitem(last=False)
+
     def _final(self, cmd_id: str, status: AckStatus, reason: str) -> None:
-        self._answered[cmd_id] = (status, reason)
-        while len(self._answered) > ANSWERED_MEMORY:
-            self._answered.popitem(last=False)
+        self._remember(cmd_id, status, reason)
         if status == "rejected":
             log.warning("camera command %s for %s rejected: %s", cmd_id, self.camera_id, reason)
         self._ack(cmd_id, status, reason)
