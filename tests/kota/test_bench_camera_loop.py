@@ -48,3 +48,11 @@ def test_bad_arguments_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "no such .sumocfg" in capsys.readouterr().err
     args = parser.parse_args(["--sumocfg", "x", "--seeds", "0"])
     assert bench_camera_loop(args) == 2
+
+
+def test_unknown_intersection_is_named(single_intersection: Path, tmp_path: Path) -> None:
+    from simulators.traffic.errors import ControllerError
+
+    with pytest.raises(ControllerError, match="no controllable traffic light 'nope'.*has t"):
+        run_once(str(single_intersection), seed=1, end_s=10.0, camera=True,
+                 intersection="nope", fps=5.0, condition="day", tripinfo=tmp_path / "t.xml")
