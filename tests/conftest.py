@@ -103,6 +103,17 @@ def mqtt_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("embedded_broker").url
 
 
+# A test that needs both a broker and a database runs on two pairs, each backend once: the
+# embedded broker with the embedded PostgreSQL, the machine's Mosquitto with the machine's
+# PostgreSQL. The two mixes in between proved nothing the pairs do not (what a broker does and
+# what a server stores do not depend on each other; the control room in between is the same)
+# and each cost a control room's start. Use as a decorator on such a test.
+BACKEND_PAIRS = pytest.mark.parametrize(
+    ("mqtt_url", "pg_server"),
+    [("embedded", "embedded"), pytest.param("mosquitto", "system", marks=pytest.mark.system)],
+    indirect=True)
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent

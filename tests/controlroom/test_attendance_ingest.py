@@ -18,6 +18,7 @@ from controlroom.app import ControlRoom
 from controlroom.settings import ControlRoomSettings, DatabaseSettings
 from controlroom.storage.migrate import migrate
 from edge import contract as c
+from tests.conftest import BACKEND_PAIRS
 from tests.controlroom.test_controlroom import wait_for
 
 WIB = timezone(timedelta(hours=7))
@@ -91,6 +92,7 @@ def stored(pg_url: str, sn: str) -> int:
                             (sn,)).fetchone()[0]
 
 
+@BACKEND_PAIRS
 def test_a_batch_is_answered_stored_after_commit_and_again_when_resent(
         room: ControlRoom, office: Office, pg_url: str) -> None:
     first = office.batch("batch-0000001", punches(300))
@@ -104,6 +106,7 @@ def test_a_batch_is_answered_stored_after_commit_and_again_when_resent(
     assert stored(pg_url, office.sn) == 300
 
 
+@BACKEND_PAIRS
 def test_a_bad_batch_is_refused_unanswered_and_stores_nothing(
         room: ControlRoom, office: Office, pg_url: str) -> None:
     good = office.batch("batch-0000002", punches(2))
@@ -116,6 +119,7 @@ def test_a_bad_batch_is_refused_unanswered_and_stores_nothing(
     assert stored(pg_url, office.sn) == 0
 
 
+@BACKEND_PAIRS
 def test_machine_status_feeds_the_registry_and_its_alarms(
         room: ControlRoom, office: Office, pg_url: str) -> None:
     status = c.AttendanceStatus(ts=datetime.now(UTC), edge_id="office-1", epoch=1, seq=1,
@@ -138,6 +142,7 @@ def test_machine_status_feeds_the_registry_and_its_alarms(
     office.client.publish(c.attendance_status_topic(office.sn), b"", qos=1, retain=True).wait_for_publish(5)
 
 
+@BACKEND_PAIRS
 def test_the_api_shows_machines_alarms_and_punches_to_a_key_holder(
         room: ControlRoom, office: Office) -> None:
     office.send(office.batch("batch-0000009", punches(3)), c.attendance_logs_topic(office.sn))

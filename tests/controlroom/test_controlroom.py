@@ -21,6 +21,7 @@ from controlroom.app import ControlRoom
 from controlroom.settings import ControlRoomSettings, DatabaseSettings
 from controlroom.storage.migrate import migrate
 from edge import contract as c
+from tests.conftest import BACKEND_PAIRS
 
 
 def wait_for(predicate: Callable[[], object], timeout_s: float = 10.0, what: str = "condition") -> None:
@@ -67,6 +68,7 @@ def count(pg_url: str, table: str) -> int:
         return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
+@BACKEND_PAIRS
 def test_telemetry_flows_into_storage_and_api(room: ControlRoom, publisher: mqtt.Client, pg_url: str) -> None:
     # An edge id of its own: on a shared broker, other runs' retained edge states must not be
     # the edge this test looks at.
@@ -92,6 +94,7 @@ def test_telemetry_flows_into_storage_and_api(room: ControlRoom, publisher: mqtt
     publisher.publish(c.edge_state_topic(edge_id), b"", qos=1, retain=True).wait_for_publish(5)
 
 
+@BACKEND_PAIRS
 def test_malformed_messages_are_counted_logged_and_not_stored(
         room: ControlRoom, publisher: mqtt.Client, pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
     good = json.loads(c.encode(telemetry(1)))
@@ -120,6 +123,7 @@ def test_malformed_messages_are_counted_logged_and_not_stored(
     assert httpx.get(f"{room.url}api/health", timeout=5).json()["ingest"]["rejected_total"] == len(bad)
 
 
+@BACKEND_PAIRS
 def test_qos1_duplicates_are_stored_once(room: ControlRoom, publisher: mqtt.Client, pg_url: str) -> None:
     event = c.TrafficEvent(ts=datetime.now(UTC), edge_id="e1", epoch=4, seq=17,
                            intersection_id="simpang-1", kind="detector_fault", detail="loop 2 stuck on")

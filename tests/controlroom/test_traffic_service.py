@@ -26,6 +26,7 @@ from controlroom.app import ControlRoom
 from controlroom.settings import ControlRoomSettings, DatabaseSettings
 from controlroom.storage.migrate import migrate
 from edge import contract as c
+from tests.conftest import BACKEND_PAIRS
 
 OPERATOR_KEY = "op-key-0123456789abcdef"
 
@@ -220,6 +221,7 @@ def make_setup(mqtt_url: str, pg_url: str, tmp_path: Path) -> Iterator[Callable[
         s.room.stop()
 
 
+@BACKEND_PAIRS
 def test_telemetry_becomes_plans_that_the_edge_applies(make_setup: Callable[..., Setup]) -> None:
     s = make_setup()
     a, b = s.ids
@@ -281,6 +283,7 @@ def test_control_room_heartbeat_stops_when_its_control_loop_stops(
         client.loop_stop()
 
 
+@BACKEND_PAIRS
 def test_rejected_and_unanswered_commands_raise_alarms_that_clear(make_setup: Callable[..., Setup]) -> None:
     s = make_setup(reject_alarm_after=2)
     a, b = s.ids

@@ -25,6 +25,7 @@ from firmware_sim.zk.machine import ZkMachine
 from firmware_sim.zk.profiles import MachineConfig
 from firmware_sim.zk.seed import seed_machine
 from firmware_sim.zk.server import ZkEmulatorThread
+from tests.conftest import BACKEND_PAIRS
 from tests.controlroom.test_controlroom import wait_for
 
 TZ = ZoneInfo("Asia/Makassar")
@@ -41,6 +42,7 @@ def machines() -> Iterator[tuple[ZkEmulatorThread, list[ZkMachine]]]:
         yield emulators, ms
 
 
+@BACKEND_PAIRS
 def test_punches_flow_to_storage_and_the_ledger_hears_they_are_stored(
         machines, mqtt_url: str, pg_url: str, tmp_path: Path) -> None:
     emulators, ms = machines

@@ -20,7 +20,7 @@ from controlroom.broker import EmbeddedBroker
 from controlroom.settings import BrokerSettings, ControlRoomSettings, DatabaseSettings
 from controlroom.storage.migrate import migrate
 from edge.contract import MqttEndpoint
-from tests.conftest import free_port
+from tests.conftest import BACKEND_PAIRS, free_port
 
 pytestmark = pytest.mark.slow
 FAULT_EVERY_S = 0.5
@@ -74,6 +74,7 @@ def names() -> tuple[str, str]:
     return f"edge-{tag}", f"simpang-{tag}"
 
 
+@BACKEND_PAIRS
 def test_edge_killed_shows_offline_within_will_delay(mqtt_url: str, pg_url: str, tmp_path: Path,
                                                       names: tuple[str, str]) -> None:
     edge_id, iid = names
