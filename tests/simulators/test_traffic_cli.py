@@ -22,17 +22,17 @@ def test_all_controllers_short_run_json(single_intersection: Path, tmp_path: Pat
                                         capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     rc = _run(["--sumocfg", str(single_intersection), "--controller", "all", "--seeds", "1",
-               "--end", "300", "--out", str(out), "--json"])
+               "--end", "150", "--out", str(out), "--json"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     result = json.loads(captured.out.strip().splitlines()[-1])
     assert set(result["controllers"]) == {"fixed", "actuated", "maxpressure", "kota"}
-    assert result["end_s"] == 300 and result["failed"] == []
+    assert result["end_s"] == 150 and result["failed"] == []
     vehicles = set()
     for name, s in result["controllers"].items():
         assert (out / f"{name}-seed1.tripinfo.xml").exists()
         delay = s["figures"]["avg_delay_s"]["mean"]
-        assert 0 <= delay < 300
+        assert 0 <= delay < 150
         vehicles.add(s["vehicles"][0])
     assert len(vehicles) == 1, "same scenario and seed: the same vehicles under every controller"
     assert "controller" in captured.out and "delay" in captured.out  # the table
