@@ -4,7 +4,9 @@ Owns the pictures of one intersection's incoming lanes (top-down, one lane per b
 left to right, the stop line at a fixed x, with simulators.camera's road, bodies, lighting
 and sensor noise) at a fixed frame rate between SUMO steps, and the detection zones a city
 would draw on them (a virtual loop where the stop-line loop would be, then a chain of queue
-zones back to the end of the camera zone), in image coordinates. It reads vehicle positions,
+zones back to the end of the camera zone), in image coordinates. Exit cameras look at the
+first metres of the outgoing lanes the same way, the junction at the left edge, with a
+chain of zones from the junction on. It reads vehicle positions,
 being the world, but hands out only pixels and polygons; it must not know the detectors
 that watch the frames.
 
@@ -40,6 +42,7 @@ from simulators.traffic.detectors import CAMERA_ZONE_M, LOOP_SETBACK_M
 from simulators.traffic.discovery import TrafficLight
 
 STOP_X = 616                         # stop line, px: 51 m of approach and 2 m beyond in view
+EXIT_X = 24                          # exit views: where the outgoing lane starts, px
 MAX_LANES_PER_VIEW = 7               # 7 bands of 42 px fit 360 px; more lanes, more cameras
 VIRTUAL_LOOP_M = 1.5                 # zone length, centred where the stop-line loop lies
 # A standing queue of SUMO's default cars (5 m + 2.5 m gap) puts one car in each queue zone.
@@ -54,7 +57,9 @@ class CameraView:
     """One camera's frame: which lanes are its bands (top to bottom) and its zones.
 
     ``loops[k]`` is the virtual loop's zone id on ``lanes[k]``; ``queues[k]`` its queue
-    zones from the stop line back (the chain a ZoneDetector reads a queue from).
+    zones from the stop line back (the chain a ZoneDetector reads a queue from). An exit
+    view (``exit``) shows outgoing lanes from their start: no loops, and its chains run from
+    the junction on.
     """
 
     lanes: tuple[str, ...]
@@ -63,6 +68,7 @@ class CameraView:
     zones: tuple[Zone, ...]
     loops: tuple[str, ...]
     queues: tuple[tuple[str, ...], ...]
+    exit: bool = False
 
     def band(self, k: int) -> tuple[int, int]:
         """Upper and lower pixel row of band ``k``."""
@@ -112,24 +118,63 @@ def plan_view(lanes: Sequence[str], lane_length_m: Sequence[float],
                       tuple(zones), tuple(loops), tuple(queues))
 
 
+def exit_before_stop_m(pos_m: float) -> float:
+    """Where a point ``pos_m`` along an outgoing lane is drawn, in x_px's terms."""
+    return (STOP_X - EXIT_X) / PX_PER_M - pos_m
+
+
+def plan_exit_view(lanes: Sequence[str], lane_length_m: Sequence[float]) -> CameraView:
+    """The frame for outgoing ``lanes`` (at most MAX_LANES_PER_VIEW): per lane QUEUE_ZONE_M
+    zones every QUEUE_PITCH_M from the lane's start, over its exit camera zone (≤ 50 m)."""
+    if not 0 < len(lanes) <= MAX_LANES_PER_VIEW:
+        raise ValueError(f"a view shows 1 to {MAX_LANES_PER_VIEW} lanes, not {len(lanes)}")
+    road_top = (HEIGHT - len(lanes) * LANE_PX) // 2
+    zones: list[Zone] = []
+    chains = []
+    for k, (lane, length) in enumerate(zip(lanes, lane_length_m, strict=True)):
+        top, bottom = road_top + k * LANE_PX, road_top + (k + 1) * LANE_PX
+        zone_m = min(CAMERA_ZONE_M, length)
+        chain = []
+        for j in range(max(1, int((zone_m + 1e-6) // QUEUE_PITCH_M))):
+            near = j * QUEUE_PITCH_M
+            far = min(near + QUEUE_ZONE_M, zone_m)
+            zones.append(Zone(f"{lane}/x{j}", _box(top, bottom, exit_before_stop_m(far),
+                                                   exit_before_stop_m(near))))
+            chain.append(zones[-1].zone_id)
+        chains.append(tuple(chain))
+    return CameraView(tuple(lanes), tuple(float(x) for x in lane_length_m), road_top,
+                      tuple(zones), (), tuple(chains), exit=True)
+
+
+def _pack(lanes: Sequence[str]) -> list[list[str]]:
+    """Whole approaches (edges) per camera, in the lanes' order, ≤ MAX_LANES_PER_VIEW each."""
+    edges: dict[str, list[str]] = {}
+    for lane in lanes:
+        edges.setdefault(_edge(lane), []).append(lane)
+    groups: list[list[str]] = []
+    for members in edges.values():
+        for start in range(0, len(members), MAX_LANES_PER_VIEW):
+            part = members[start:start + MAX_LANES_PER_VIEW]
+            if groups and len(groups[-1]) + len(part) <= MAX_LANES_PER_VIEW:
+                groups[-1].extend(part)
+            else:
+                groups.append(list(part))
+    return groups
+
+
+def plan_exit_views(light: TrafficLight) -> tuple[CameraView, ...]:
+    """Exit cameras for ``light``'s outgoing lanes, packed as plan_views packs approaches."""
+    return tuple(plan_exit_view(g, [light.lane_length_m[ln] for ln in g])
+                 for g in _pack(light.outgoing_lanes))
+
+
 def plan_views(light: TrafficLight, zone_length_m: Sequence[float]) -> tuple[CameraView, ...]:
     """Cameras for ``light``'s incoming lanes: whole approaches (edges) per camera, packed in
     the lanes' order, at most MAX_LANES_PER_VIEW lanes each. ``zone_length_m`` follows
     ``light.incoming_lanes`` (the camera zone each lane has in the DetectorLayout)."""
     zone_of = dict(zip(light.incoming_lanes, zone_length_m, strict=True))
-    edges: dict[str, list[str]] = {}
-    for lane in light.incoming_lanes:
-        edges.setdefault(lane.rsplit("_", 1)[0], []).append(lane)
-    groups: list[list[str]] = []
-    for lanes in edges.values():
-        for start in range(0, len(lanes), MAX_LANES_PER_VIEW):
-            part = lanes[start:start + MAX_LANES_PER_VIEW]
-            if groups and len(groups[-1]) + len(part) <= MAX_LANES_PER_VIEW:
-                groups[-1].extend(part)
-            else:
-                groups.append(list(part))
     return tuple(plan_view(g, [light.lane_length_m[ln] for ln in g], [zone_of[ln] for ln in g])
-                 for g in groups)
+                 for g in _pack(light.incoming_lanes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +213,10 @@ class ViewPainter:
         self.view = view
         self.condition = condition
         art = np.random.default_rng(seed + 7919)
+        # An exit view has no stop line in the picture: its lane lines run across the frame.
         self._background = road_background(art, len(view.lanes), condition,
-                                           road_top=view.road_top, stop_x=STOP_X,
+                                           road_top=view.road_top,
+                                           stop_x=WIDTH + 40 if view.exit else STOP_X,
                                            opposing_lanes=0)
         self._sensor = SensorNoise(art, condition)
         self._rng = np.random.default_rng(seed)
@@ -180,6 +227,10 @@ class ViewPainter:
         clean = draw_scene(self._background, bodies(self.view, vehicles), self.condition,
                            lighting_gain(t_s, *self._drift))
         return self._sensor.apply(clean, self._rng)
+
+
+def _edge(lane: str) -> str:
+    return lane.rsplit("_", 1)[0]
 
 
 @dataclass(slots=True)
@@ -216,6 +267,7 @@ class IntersectionVideo:
                        for b, lane in enumerate(v.lanes)}
         self._length = {lane: m for v in self.views
                         for lane, m in zip(v.lanes, v.lane_length_m, strict=True)}
+        self._exit_lanes = {lane for v in self.views if v.exit for lane in v.lanes}
         self._tracks: dict[str, _Track] = {}
         self._t_s = t_s
         self._next_frame = int(np.floor(t_s * fps + 1e-9)) + 1
@@ -243,7 +295,8 @@ class IntersectionVideo:
                 seen.add(vid)
                 pos, odo = float(vt.getLanePosition(vid)), float(vt.getDistance(vid))
                 tr = self._tracks.get(vid)
-                if tr is None or (tr.lane != lane and not tr.on_lane):
+                if tr is None or (tr.lane != lane and not (
+                        tr.on_lane and _edge(tr.lane) == _edge(lane))):
                     self._tracks[vid] = self._new_track(vid, lane, pos, odo, first)
                     continue
                 # A lane change on the same approach keeps its place along the road.
@@ -258,8 +311,10 @@ class IntersectionVideo:
                 del self._tracks[vid]  # arrived or teleported away
                 continue
             length = self._length[tr.lane]
-            if tr.on_lane and lane_now.rsplit("_", 1)[0] == tr.lane.rsplit("_", 1)[0]:
-                del self._tracks[vid]  # changed to a lane of the approach no camera watches
+            if tr.lane in self._exit_lanes or (tr.on_lane and _edge(lane_now) == _edge(tr.lane)):
+                # Gone down the street, far beyond an exit camera's view; or changed to a
+                # lane of the approach no camera watches.
+                del self._tracks[vid]
                 continue
             # Past the stop line: carried on along the lane's line by its own odometer until
             # it is out of the picture.
@@ -273,8 +328,10 @@ class IntersectionVideo:
         for tr in self._tracks.values():
             k, band = self._where[tr.lane]
             pos = tr.prev_m + (tr.now_m - tr.prev_m) * frac
-            out[k].append(DrawnVehicle(band, self._length[tr.lane] - pos, tr.length_m,
-                                       tr.width_m, tr.motorcycle, tr.colour_key))
+            before_m = (exit_before_stop_m(pos) if tr.lane in self._exit_lanes
+                        else self._length[tr.lane] - pos)
+            out[k].append(DrawnVehicle(band, before_m, tr.length_m, tr.width_m,
+                                       tr.motorcycle, tr.colour_key))
         return out
 
     def advance(self, t_s: float) -> list[tuple[float, tuple[np.ndarray, ...]]]:

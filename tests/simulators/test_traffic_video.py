@@ -19,6 +19,8 @@ from simulators.traffic.video import (
     DrawnVehicle,
     IntersectionVideo,
     ViewPainter,
+    exit_before_stop_m,
+    plan_exit_view,
     plan_view,
     plan_views,
     x_px,
@@ -76,6 +78,20 @@ def test_a_vehicle_shows_in_its_own_lanes_zones_only() -> None:
     cols = np.flatnonzero(changed[top:bottom].any(axis=0))
     assert abs(cols.max() - (STOP_X - 0.2 * PX_PER_M)) <= 6  # + the shadow's 4 px
     assert abs((cols.max() - cols.min()) - 5.0 * PX_PER_M) <= 6
+
+
+def test_exit_view_watches_the_first_metres_after_the_junction() -> None:
+    view = plan_exit_view(("c_0", "c_1"), (148.0, 20.0))
+    assert view.exit and view.loops == ()
+    assert [len(q) for q in view.queues] == [6, 2]  # 45 m of zones; a 20 m lane: two
+    painter = ViewPainter(view, seed=5, drift_amplitude=0.0)
+    empty = painter.paint([], 0.0)
+    # A car whose front is 13 m down the first outgoing lane: it covers 8–13 m, zone x1.
+    frame = painter.paint([DrawnVehicle(0, exit_before_stop_m(13.0), 5.0, 1.8)], 0.0)
+    changed = _changed(frame, empty)
+    cover = {z.zone_id: changed[_mask(z.polygon)].mean() for z in view.zones}
+    assert cover["c_0/x1"] > 0.5
+    assert all(v < 0.05 for k, v in cover.items() if k != "c_0/x1")
 
 
 def test_many_lanes_take_several_cameras() -> None:
