@@ -29,7 +29,12 @@ from edge.camera.detectors import ZoneConfig, ZoneDetector, ZoneDetectorConfig
 from simulators.camera.scene import HEIGHT, WIDTH, Condition
 from simulators.traffic.detectors import DetectorLayout, DetectorReport
 from simulators.traffic.errors import ControllerError
-from simulators.traffic.video import CameraView, IntersectionVideo, plan_views
+from simulators.traffic.video import (
+    CameraView,
+    IntersectionVideo,
+    plan_exit_views,
+    plan_views,
+)
 
 DEFAULT_FPS = 5.0
 # The virtual loop at a stop line is covered by a standing car for much of every red. MOG2
@@ -57,14 +62,17 @@ class CameraReports:
     Per incoming lane: the virtual loop's count and occupancy become count_veh and
     occupancy_pct; the queue zones' unbroken run from the stop line becomes queue_veh and
     the occupied queue zones (one car each when standing) zone_veh and zone_occupancy_pct.
-    The exit zones stay SUMO's: they are the next street's, not this camera's. The loops'
-    own counts are kept alongside, to say how far the camera is from them.
+    With ``exits`` (the default) exit cameras replace the exit zones too: occupied zones
+    become exit_veh, and zones occupied in every frame of the interval (a car standing:
+    a moving one crosses a 7 m zone in about a second) exit_queue_veh. The loops' own
+    counts are kept alongside, to say how far the camera is from them.
     """
 
     def __init__(self, tls_id: str | None, *, fps: float = DEFAULT_FPS,
                  condition: Condition = "day", seed: int = 1,
-                 background_s: float = BACKGROUND_S) -> None:
+                 background_s: float = BACKGROUND_S, exits: bool = True) -> None:
         self.tls_id = tls_id
+        self.exits = exits
         self.background_s = background_s
         self.fps = fps
         self.condition: Condition = condition
@@ -80,6 +88,9 @@ class CameraReports:
         self.camera_count = np.zeros(0)
         self.lanes: tuple[str, ...] = ()
         self._zone_err: list[float] = []
+        self._exit_slots: list[list[tuple[int, list[int]]]] = []  # per exit view: (e, chain)
+        self._exit_err: list[float] = []
+        self._exit_queue_err: list[float] = []
 
     def begin(self, api: Any, layout: DetectorLayout, t_s: float) -> None:
         ids = [tl.tls_id for tl in layout.lights]
@@ -94,9 +105,17 @@ class CameraReports:
         light = layout.lights[i]
         self.lanes = light.incoming_lanes
         views = plan_views(light, layout.zone_length_m[i])
-        self._video = IntersectionVideo(api, views, fps=self.fps, condition=self.condition,
-                                        seed=self.seed, t_s=t_s)
-        self._detectors = [zone_detector_for(v, self.fps, self.background_s) for v in views]
+        exit_views = plan_exit_views(light) if self.exits else ()
+        self._video = IntersectionVideo(api, (*views, *exit_views), fps=self.fps,
+                                        condition=self.condition, seed=self.seed, t_s=t_s)
+        self._detectors = [zone_detector_for(v, self.fps, self.background_s)
+                           for v in (*views, *exit_views)]
+        self._exit_slots = []
+        for view in exit_views:
+            index = {z.zone_id: n for n, z in enumerate(view.zones)}
+            self._exit_slots.append([(light.outgoing_lanes.index(lane), [index[z] for z in chain])
+                                     for lane, chain in zip(view.lanes, view.queues,
+                                                            strict=True)])
         self._slots = []
         for view in views:
             index = {z.zone_id: n for n, z in enumerate(view.zones)}
@@ -124,7 +143,17 @@ class CameraReports:
         count, occ = report.count_veh.copy(), report.occupancy_pct.copy()
         queue, zone_veh = report.queue_veh.copy(), report.zone_veh.copy()
         zone_occ, valid = report.zone_occupancy_pct.copy(), report.valid.copy()
-        for det, slots in zip(self._detectors, self._slots, strict=True):
+        exit_veh, exit_queue = report.exit_veh.copy(), report.exit_queue_veh.copy()
+        n_approach = len(self._slots)
+        for det, exit_slots in zip(self._detectors[n_approach:], self._exit_slots, strict=True):
+            present = det.present
+            busy = np.asarray(det.interval().det_occupancy_pct) >= 99.9
+            for e, chain in exit_slots:
+                exit_veh[i, e] = float(present[chain].sum())
+                exit_queue[i, e] = float(busy[chain].sum())
+                self._exit_err.append(abs(exit_veh[i, e] - report.exit_veh[i, e]))
+                self._exit_queue_err.append(abs(exit_queue[i, e] - report.exit_queue_veh[i, e]))
+        for det, slots in zip(self._detectors[:n_approach], self._slots, strict=True):
             present = det.present
             iv = det.interval()
             for chain_no, (d, loop, chain) in enumerate(slots):
@@ -138,7 +167,8 @@ class CameraReports:
                 valid[i, d] = not iv.det_fault[loop]
                 self._zone_err.append(abs(zone_veh[i, d] - report.zone_veh[i, d]))
         return dataclasses.replace(report, count_veh=count, occupancy_pct=occ, queue_veh=queue,
-                                   zone_veh=zone_veh, zone_occupancy_pct=zone_occ, valid=valid)
+                                   zone_veh=zone_veh, zone_occupancy_pct=zone_occ, valid=valid,
+                                   exit_veh=exit_veh, exit_queue_veh=exit_queue)
 
     def figures(self) -> dict[str, Any]:
         """Camera against loops over the run, and the frame rate of render + detect."""
@@ -155,6 +185,11 @@ class CameraReports:
                          zip(self.lanes, self.loop_count, self.camera_count, strict=True)},
             "zone_veh_mean_abs_error": round(float(np.mean(self._zone_err)), 2)
             if self._zone_err else None,
+            "exits": "camera" if self.exits else "sumo",
+            "exit_veh_mean_abs_error": round(float(np.mean(self._exit_err)), 2)
+            if self._exit_err else None,
+            "exit_queue_mean_abs_error": round(float(np.mean(self._exit_queue_err)), 3)
+            if self._exit_queue_err else None,
             "frames": self.frames, "cameras": len(self._detectors),
             "frames_per_s": round(self.frames / busy_s, 1) if busy_s else None,
             "render_s": round(self.render_s, 1), "detect_s": round(self.detect_s, 1),
@@ -163,7 +198,8 @@ class CameraReports:
 
 def run_once(sumocfg: str, *, seed: int, end_s: float | None, camera: bool,
              intersection: str | None, fps: float, condition: Condition,
-             tripinfo: Path, background_s: float = BACKGROUND_S) -> dict[str, Any]:
+             tripinfo: Path, background_s: float = BACKGROUND_S,
+             exits: bool = True) -> dict[str, Any]:
     """One kota run, with loops (``camera`` False) or the intersection on camera zones."""
     from simulators.traffic.kota_controller import KotaController
     from simulators.traffic.runner import run_scenario
@@ -173,7 +209,7 @@ def run_once(sumocfg: str, *, seed: int, end_s: float | None, camera: bool,
     scenario = Scenario.from_sumocfg(sumocfg)
     horizon_s = scenario.horizon_s(end_s)
     source = CameraReports(intersection, fps=fps, condition=condition, seed=seed,
-                           background_s=background_s) if camera else None
+                           background_s=background_s, exits=exits) if camera else None
     result = run_scenario(scenario, KotaController(), seed=seed, end_s=horizon_s,
                           tripinfo=tripinfo, report_source=source)
     run = {"mode": "camera" if camera else "loops", "seed": seed, "end_s": horizon_s,
@@ -185,12 +221,13 @@ def run_once(sumocfg: str, *, seed: int, end_s: float | None, camera: bool,
 
 
 def _job(sumocfg: str, seed: int, end_s: float | None, camera: bool, intersection: str | None,
-         fps: float, condition: str, background_s: float, out_dir: str) -> dict[str, Any]:
+         fps: float, condition: str, background_s: float, exits: bool,
+         out_dir: str) -> dict[str, Any]:
     mode = "camera" if camera else "loops"
     return run_once(sumocfg, seed=seed, end_s=end_s, camera=camera, intersection=intersection,
                     fps=fps, condition=condition,  # type: ignore[arg-type]
                     tripinfo=Path(out_dir) / f"kota-{mode}-seed{seed}.tripinfo.xml",
-                    background_s=background_s)
+                    background_s=background_s, exits=exits)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -232,7 +269,9 @@ def format_report(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
         rows.append(f"camera seed {r['seed']}: {c['intersection']} counts {c['camera_count']} "
                     f"camera / {c['loop_count']} loops ({c['count_agreement_pct']} %, lane "
                     f"error {c['lane_count_error_pct']} %), zone vehicles off by "
-                    f"{c['zone_veh_mean_abs_error']} on average, {c['frames']} frames from "
+                    f"{c['zone_veh_mean_abs_error']} on average, exits ({c['exits']}) off by "
+                    f"{c['exit_veh_mean_abs_error']} vehicles and {c['exit_queue_mean_abs_error']} "
+                    f"standing, {c['frames']} frames from "
                     f"{c['cameras']} camera(s) at {c['frames_per_s']} frames/s "
                     f"(render {c['render_s']} s, detect {c['detect_s']} s)")
     cam = summary.get("camera")
@@ -280,7 +319,8 @@ def bench_camera_loop(args: argparse.Namespace) -> int:
                                  max_tasks_per_child=1) as pool:
             futures = {pool.submit(_job, str(scenario.sumocfg), k, horizon_s, cam,
                                    args.intersection, args.fps, args.condition,
-                                   args.background_s, str(out_dir)): (k, cam)
+                                   args.background_s, args.exits == "camera",
+                                   str(out_dir)): (k, cam)
                        for k, cam in jobs}
             for fut in as_completed(futures):
                 k, cam = futures[fut]
@@ -309,6 +349,7 @@ def bench_camera_loop(args: argparse.Namespace) -> int:
                           "end_s": horizon_s, "seeds": list(range(1, args.seeds + 1)),
                           "intersection": args.intersection, "fps": args.fps,
                           "condition": args.condition, "background_s": args.background_s,
+                          "exits": args.exits,
                           "wall_s": round(time.monotonic() - wall0, 1), "summary": summary,
                           "runs": sorted(runs, key=lambda r: (r["seed"], r["mode"])),
                           "failed": failed}))
@@ -324,7 +365,8 @@ def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
         "by the edge's video zone detector (edge.camera.detectors.ZoneDetector) on rendered "
         "frames of SUMO's own vehicles: a virtual loop where the stop-line loop lies (count, "
         "occupancy) and a chain of queue zones over the last 45 m (queue, vehicles in the "
-        "zone). Exit zones stay SUMO's. Prints RESCO average delay for both, the camera's "
+        "zone); exit cameras on the outgoing lanes for the exit zones (standing = a zone "
+        "occupied for a whole interval), or SUMO's with --exits sumo. Prints RESCO average delay for both, the camera's "
         "count against the loops' over the run, frames rendered and frames/s.",
         epilog="Example: kota bench camera-loop --sumocfg nets/single-intersection.sumocfg "
         "--seeds 3 --end 3600 --json")
@@ -342,6 +384,9 @@ def add_parser(bench_subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--background-s", type=float, default=BACKGROUND_S, metavar="S",
                    help="the zone detector's background memory (MOG2 history) in seconds "
                    f"(default {BACKGROUND_S:g})")
+    p.add_argument("--exits", choices=["camera", "sumo"], default="camera",
+                   help="the intersection's exit zones from exit cameras too (default), or "
+                   "SUMO's exit zones")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="runs side by side, one process each (default 1)")
     p.add_argument("--out", metavar="DIR",

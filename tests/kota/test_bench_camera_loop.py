@@ -29,8 +29,9 @@ def test_camera_only_intersection_keeps_traffic_moving(single_intersection: Path
     run = run_once(str(single_intersection), seed=1, end_s=300.0, camera=True,
                    intersection=None, fps=5.0, condition="day", tripinfo=tmp_path / "t.xml")
     cam = run["camera"]
-    assert cam["intersection"] == "t" and cam["cameras"] == 1
-    assert cam["frames"] == 1500  # 5 fps over 300 s, one camera for its four lanes
+    # 5 fps over 300 s from two cameras: its four incoming lanes, and its four exits.
+    assert cam["intersection"] == "t" and cam["cameras"] == 2 and cam["exits"] == "camera"
+    assert cam["frames"] == 3000
     # Vehicles keep arriving: the camera-fed controller serves every approach.
     assert run["arrived"] > 150 and run["never_inserted"] == 0
     assert 0 < run["avg_delay_s"] < 40
@@ -38,6 +39,8 @@ def test_camera_only_intersection_keeps_traffic_moving(single_intersection: Path
     assert cam["lane_count_error_pct"] <= 15.0
     assert all(loops > 10 and abs(c - loops) <= max(3, 0.15 * loops)
                for loops, c in cam["per_lane"].values())
+    # Vehicles in the zones, as SUMO's own camera zones see them, to within a car on average.
+    assert cam["zone_veh_mean_abs_error"] < 1.0 and cam["exit_veh_mean_abs_error"] < 1.0
 
 
 def test_bad_arguments_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
