@@ -38,7 +38,7 @@ def test_layout_is_what_the_control_room_accepts() -> None:
 def test_bench_loop_commits_plans_for_surges_on_a_tiny_city() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "kota", "bench", "loop", "--intersections", "3", "--samples", "4",
-         "--concurrency", "2", "--duration", "20", "--cooldown", "3", "--json"],
+         "--concurrency", "2", "--duration", "10", "--cooldown", "3", "--json"],
         capture_output=True, text=True, timeout=150, stdin=subprocess.DEVNULL, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
