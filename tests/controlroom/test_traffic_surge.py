@@ -85,6 +85,8 @@ def test_a_surge_is_replanned_before_the_next_plan_step_at_most_once_per_gap(
 def test_no_surge_replan_from_a_faulty_loop_or_when_switched_off(
         make_setup: Callable[..., Setup]) -> None:  # noqa: F811 (the fixture)
     s = make_setup(plan_interval_s=PLAN_INTERVAL_S)
+    # The control room with surge re-plans off, started now: it warms up while s is tested.
+    off = make_setup(plan_interval_s=PLAN_INTERVAL_S, surge_replan=False)
     a, _ = s.ids
     settled(s)
     # The loops report a fault while they count a flood: bad input, nothing re-planned.
@@ -93,7 +95,6 @@ def test_no_surge_replan_from_a_faulty_loop_or_when_switched_off(
     time.sleep(0.8 * PLAN_INTERVAL_S)
     assert traffic(s)["surge_replans"] == 0
 
-    off = make_setup(plan_interval_s=PLAN_INTERVAL_S, surge_replan=False)
     x, _ = off.ids
     step = settled(off)
     before, _ = surge(off, x)
