@@ -268,7 +268,10 @@ class IntersectionVideo:
         self._length = {lane: m for v in self.views
                         for lane, m in zip(v.lanes, v.lane_length_m, strict=True)}
         self._exit_lanes = {lane for v in self.views if v.exit for lane in v.lanes}
-        self._tracks: dict[str, _Track] = {}
+        # By (vehicle, on an exit view): a fast vehicle can be past the junction one step
+        # after it was short of the stop line, and the approach camera must still see it
+        # cross its virtual loop in the frames between, while the exit camera picks it up.
+        self._tracks: dict[tuple[str, bool], _Track] = {}
         self._t_s = t_s
         self._next_frame = int(np.floor(t_s * fps + 1e-9)) + 1
         self.frames = 0
@@ -289,39 +292,40 @@ class IntersectionVideo:
     def _read(self, first: bool = False) -> None:
         """Move every track to where SUMO has its vehicle now."""
         lane_api, vt = self._api.lane, self._api.vehicle
-        seen: set[str] = set()
+        seen: set[tuple[str, bool]] = set()
         for lane in self._where:
             for vid in lane_api.getLastStepVehicleIDs(lane):
-                seen.add(vid)
+                key = (vid, lane in self._exit_lanes)
+                seen.add(key)
                 pos, odo = float(vt.getLanePosition(vid)), float(vt.getDistance(vid))
-                tr = self._tracks.get(vid)
+                tr = self._tracks.get(key)
                 if tr is None or (tr.lane != lane and not (
                         tr.on_lane and _edge(tr.lane) == _edge(lane))):
-                    self._tracks[vid] = self._new_track(vid, lane, pos, odo, first)
+                    self._tracks[key] = self._new_track(vid, lane, pos, odo, first)
                     continue
                 # A lane change on the same approach keeps its place along the road.
                 tr.prev_m, tr.now_m = tr.now_m, pos
                 tr.lane, tr.on_lane, tr.anchor_m, tr.anchor_odo_m = lane, True, pos, odo
-        for vid in [v for v in self._tracks if v not in seen]:
-            tr = self._tracks[vid]
+        for key in [k for k in self._tracks if k not in seen]:
+            vid, tr = key[0], self._tracks[key]
             try:
                 odo = float(vt.getDistance(vid))
                 lane_now = vt.getLaneID(vid)
             except self._api.TraCIException:
-                del self._tracks[vid]  # arrived or teleported away
+                del self._tracks[key]  # arrived or teleported away
                 continue
             length = self._length[tr.lane]
             if tr.lane in self._exit_lanes or (tr.on_lane and _edge(lane_now) == _edge(tr.lane)):
                 # Gone down the street, far beyond an exit camera's view; or changed to a
                 # lane of the approach no camera watches.
-                del self._tracks[vid]
+                del self._tracks[key]
                 continue
             # Past the stop line: carried on along the lane's line by its own odometer until
             # it is out of the picture.
             tr.on_lane = False
             tr.prev_m, tr.now_m = tr.now_m, tr.anchor_m + odo - tr.anchor_odo_m
             if tr.prev_m - tr.length_m > length + _BEYOND_M:
-                del self._tracks[vid]
+                del self._tracks[key]
 
     def _vehicles(self, frac: float) -> list[list[DrawnVehicle]]:
         out: list[list[DrawnVehicle]] = [[] for _ in self.views]
