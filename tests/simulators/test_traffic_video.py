@@ -129,3 +129,55 @@ def test_frames_follow_sumo_between_steps(single_intersection: Path) -> None:
     assert times == pytest.approx([k / 5 for k in range(1, 201)])
     assert video.frames == 200
     assert max(busy) > 2 * min(busy)  # vehicles come into a lane that started empty
+
+
+class _FakeSumo:
+    """Just what IntersectionVideo reads, for one vehicle on a scripted path."""
+
+    class TraCIException(Exception):
+        pass
+
+    def __init__(self) -> None:
+        self.where: dict[str, tuple[str, float, float]] = {}  # vid → (lane, pos, odometer)
+        api = self
+
+        class Lane:
+            @staticmethod
+            def getLastStepVehicleIDs(lane: str) -> list[str]:
+                return [v for v, (ln, _, _) in api.where.items() if ln == lane]
+
+        class Vehicle:
+            getLanePosition = staticmethod(lambda v: api.where[v][1])
+            getDistance = staticmethod(lambda v: api.where[v][2])
+            getLaneID = staticmethod(lambda v: api.where[v][0])
+            getSpeed = staticmethod(lambda v: 14.0)
+            getLength = staticmethod(lambda v: 5.0)
+            getWidth = staticmethod(lambda v: 1.8)
+            getVehicleClass = staticmethod(lambda v: "passenger")
+
+        class Simulation:
+            getDeltaT = staticmethod(lambda: 1.0)
+
+        self.lane, self.vehicle, self.simulation = Lane, Vehicle, Simulation
+
+
+def test_a_fast_vehicle_crosses_the_virtual_loop_between_steps() -> None:
+    # At 14 m/s a car 5 m short of the stop line is past the junction one step later: the
+    # approach camera must still show it over the loop in the frames between, and the exit
+    # camera must pick it up.
+    api = _FakeSumo()
+    approach = plan_view(("a_0",), (100.0,), (50.0,))
+    exit_view = plan_exit_view(("x_0",), (100.0,))
+    api.where["car"] = ("a_0", 95.0, 95.0)
+    video = IntersectionVideo(api, (approach, exit_view), fps=5.0, t_s=0.0)
+    api.where["car"] = ("x_0", 4.0, 109.0)  # 5 m through the junction, 4 m down the exit
+    frames = video.advance(1.0)
+    assert [t for t, _ in frames] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    empty = ViewPainter(approach, seed=1).paint([], 0.2)
+    loop = _mask(next(z.polygon for z in approach.zones if z.zone_id == "a_0/loop"))
+    over_loop = [_changed(pictures[0], empty)[loop].mean() for _, pictures in frames]
+    assert max(over_loop) > 0.5  # 95 + 14 × 0.2…0.4 m: over the loop at 97.75–99.25 m
+    assert over_loop[-1] < 0.05  # front 9 m past the line: the rear has cleared it
+    first_exit = _mask(next(z.polygon for z in exit_view.zones if z.zone_id == "x_0/x0"))
+    empty_exit = ViewPainter(exit_view, seed=102).paint([], 1.0)
+    assert _changed(frames[-1][1][1], empty_exit)[first_exit].mean() > 0.3
