@@ -210,7 +210,43 @@ class CctvSettings(_Section):
                                 "camera (more: 429), so a stuck button cannot flood its edge.")
 
 
-Role = Literal["viewer", "operator", "supervisor", "admin", "bkpsdm"]
+class AuthSettings(_Section):
+    """Log-ins to the API and dashboard: password hashing, lock-out and sessions. Users are
+    created with `kota user add`; there is no default user or password."""
+
+    min_password_length: int = Field(10, ge=8, le=128, description="Shortest password "
+                                     "`kota user` and a password change accept.")
+    max_failed_logins: int = Field(5, ge=1, le=100, description="Failed log-ins within "
+                                   "failure_window_s that lock an account.")
+    failure_window_s: float = Field(900.0, ge=1, le=86400, description="The window in which "
+                                    "failed log-ins are counted.")
+    lockout_s: float = Field(900.0, ge=1, le=7 * 86400, description="How long a locked account "
+                             "refuses every log-in (`kota user unlock NAME` ends it earlier).")
+    session_idle_s: float = Field(1800.0, ge=10, le=7 * 86400, description="A session unused "
+                                  "for this long ends.")
+    session_max_s: float = Field(12 * 3600.0, ge=10, le=30 * 86400, description="A session ends "
+                                 "this long after log-in however busy (one shift).")
+    cookie_name: str = Field("kota_session", pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                             description="Name of the session cookie (HttpOnly, SameSite=Strict).")
+    cookie_secure: bool = Field(False, description="Mark the cookie Secure (sent over HTTPS "
+                                "only): set true when the control room is served behind TLS.")
+    argon2_time_cost: int = Field(3, ge=1, le=20, description="argon2id passes (RFC 9106); a "
+                                  "stored hash made with other parameters is re-hashed at its "
+                                  "user's next log-in.")
+    argon2_memory_kib: int = Field(65536, ge=64, le=4 * 1024 * 1024, description="argon2id "
+                                   "memory per hash in KiB (64 MiB: RFC 9106's second choice).")
+    argon2_parallelism: int = Field(4, ge=1, le=64, description="argon2id lanes.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AuthSettings:
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism:
+            raise ValueError("argon2_memory_kib must be at least 8 × argon2_parallelism")
+        if self.session_idle_s > self.session_max_s:
+            raise ValueError("session_idle_s must not exceed session_max_s")
+        return self
+
+
+Role = Literal["viewer", "operator", "supervisor", "admin", "bkpsdm", "technician"]
 
 
 class ApiKey(_Section):
@@ -220,7 +256,7 @@ class ApiKey(_Section):
                       "audit log.")
     role: Role = Field(description="viewer (read only), operator, supervisor or admin (may "
                        "override signals), bkpsdm (attendance clerk: may enter leave and "
-                       "recompute; admin may too).")
+                       "recompute; admin may too), technician (reads).")
     key: SecretStr = Field(min_length=16, description="The secret sent in the X-API-Key header.")
 
 
@@ -243,8 +279,10 @@ class ControlRoomSettings(_Section):
     traffic: TrafficSettings = Field(default_factory=TrafficSettings)
     attendance: AttendanceSettings = Field(default_factory=AttendanceSettings)
     cctv: CctvSettings = Field(default_factory=CctvSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     api_keys: tuple[ApiKey, ...] = Field((), description="API keys for the operator endpoints "
-                                         "(X-API-Key header); none by default.")
+                                         "(X-API-Key header, for machines and "
+                                         "scripts; people log in); none by default.")
 
     @field_validator("api_keys")
     @classmethod
