@@ -5,7 +5,8 @@ them in reverse. Nothing else wires components together.
 Start order: city layout and attendance rules (validated first, so a bad file stops nothing
 half-started) →
 database pool → ingest → traffic service (restores open alarms and active overrides) → MQTT
-link (announces the control room online, retained, with an offline will) → web API."""
+link (announces the control room online, retained, with an offline will) → web API (API keys
+and users' log-in sessions)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from controlroom.attendance.service import AttendanceService
 from controlroom.attendance.simpeg import SimpegClient
 from controlroom.attendance.store import AttendanceStore
 from controlroom.attendance.sync import SimpegSync
+from controlroom.auth.service import Authenticator
+from controlroom.auth.store import UserStore
 from controlroom.cctv.alarms import AlarmThresholds as CameraThresholds
 from controlroom.cctv.service import CctvService
 from controlroom.cctv.store import CctvStore
@@ -144,7 +147,8 @@ class ControlRoom:
                          keys=KeyRing(self._settings.api_keys), attendance=attendance_store,
                          machine_stale_after_s=att.stale_after_s,
                          payroll=payroll, cctv=self.cctv, cctv_store=cctv_store,
-                         signer=(att.signer_title, att.signer_name, att.signer_nip))
+                         signer=(att.signer_title, att.signer_name, att.signer_nip),
+                         auth=Authenticator(UserStore(self._pool), self._settings.auth))
         config = uvicorn.Config(app, host=self._settings.http_host, port=self._settings.http_port,
                                 log_level="warning", access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)

@@ -26,7 +26,7 @@ class Passwords:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib,
                                       parallelism=parallelism, type=Type.ID)
         self.min_length = min_length
-        self._dummy = self._hasher.hash("kota-pintar: no such user")
+        self._dummy: str | None = None  # made at first use: a control room's start stays quick
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
@@ -41,6 +41,8 @@ class Passwords:
 
     def burn(self, password: str) -> None:
         """Spend one verification's time for an attempt that cannot succeed."""
+        if self._dummy is None:
+            self._dummy = self._hasher.hash("kota-pintar: no such user")
         self.verify(self._dummy, password[:MAX_PASSWORD_CHARS])
 
     def needs_rehash(self, stored_hash: str) -> bool:

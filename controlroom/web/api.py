@@ -2,9 +2,10 @@
 
 It reads the Store, the ingest counters and the traffic service's live state; it never talks
 to a device or the broker. Operator actions (hold, force, flash, plan, release) go through the
-traffic service, which records and audits them before anything is sent; they need an
-`X-API-Key` of a role that may override (401 without a known key, 403 for other roles, and
-the refusal is audited).
+traffic service, which records and audits them before anything is sent; they need a log-in
+or an `X-API-Key` of a role that may override (401 without either, 403 for other roles, and
+the refusal is audited). `controlroom.web.keys.Gate` authenticates every protected endpoint;
+`/api/auth/…` logs users in and out.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations at
@@ -20,13 +21,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from controlroom.attendance.payroll import Payroll
 from controlroom.attendance.store import AttendanceStorageError, AttendanceStore
+from controlroom.auth.service import Authenticator
+from controlroom.auth.store import AuthStorageError
 from controlroom.cctv.service import CctvService
 from controlroom.cctv.store import CctvStorageError, CctvStore
 from controlroom.storage.store import AuditRecord, StorageError, Store
 from controlroom.traffic.access import KeyRing, Operator
 from controlroom.traffic.service import OperatorActionError, TrafficService
 from controlroom.web.attendance import attendance_router
+from controlroom.web.auth import auth_router
 from controlroom.web.cctv import cctv_router
+from controlroom.web.keys import Gate
 from controlroom.web.payroll import payroll_router
 from edge.contract import MAX_PHASES, PlanBody
 
@@ -64,33 +69,34 @@ def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str,
                keys: KeyRing | None = None, attendance: AttendanceStore | None = None,
                machine_stale_after_s: float = 300.0, payroll: Payroll | None = None,
                cctv: CctvService | None = None, cctv_store: CctvStore | None = None,
-               signer: tuple[str, str, str] = ("Kepala BKPSDM", "", "")) -> FastAPI:
+               signer: tuple[str, str, str] = ("Kepala BKPSDM", "", ""),
+               auth: Authenticator | None = None) -> FastAPI:
     app = FastAPI(title="Kota Pintar control room", version="0.1.0",
                   description="Edges, intersections, alarms, operator overrides and the state "
                   "of the control room.")
-    keyring = keys if keys is not None else KeyRing(())
+    gate = Gate(keys if keys is not None else KeyRing(()), auth)
 
     @app.exception_handler(StorageError)
     @app.exception_handler(AttendanceStorageError)
     @app.exception_handler(CctvStorageError)
+    @app.exception_handler(AuthStorageError)
     def storage_down(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": f"database unavailable: {exc}"}, status_code=503)
 
     if attendance is not None:
-        app.include_router(attendance_router(attendance, keyring,
+        app.include_router(attendance_router(attendance, gate,
                                              stale_after_s=machine_stale_after_s,
                                              jsonable=_jsonable))
     if payroll is not None:
-        app.include_router(payroll_router(payroll, keyring, jsonable=_jsonable, city=city,
+        app.include_router(payroll_router(payroll, gate, jsonable=_jsonable, city=city,
                                           signer=signer))
     if cctv_store is not None:
-        app.include_router(cctv_router(cctv_store, cctv, keyring, jsonable=_jsonable))
+        app.include_router(cctv_router(cctv_store, cctv, gate, jsonable=_jsonable))
+    if auth is not None:
+        app.include_router(auth_router(auth, gate))
 
     def may_override(request: Request, intersection_id: str) -> Operator:
-        operator = keyring.lookup(request.headers.get("x-api-key"))
-        if operator is None:
-            raise HTTPException(401, "missing or unknown X-API-Key",
-                                headers={"WWW-Authenticate": "X-API-Key"})
+        operator = gate.require(request, "signal overrides are audited")
         if not operator.may_override:
             segment = request.url.path.rsplit("/", 1)[-1]
             action = {"plan": "override_plan", "release": "override_release"}.get(segment, "override")
@@ -212,10 +218,7 @@ def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str,
         return act(lambda: svc.release(intersection_id, operator, request.reason))
 
     def may_audit(request: Request) -> Operator:
-        operator = keyring.lookup(request.headers.get("x-api-key"))
-        if operator is None:
-            raise HTTPException(401, "missing or unknown X-API-Key",
-                                headers={"WWW-Authenticate": "X-API-Key"})
+        operator = gate.require(request, "the audit log names people")
         if operator.role not in ("supervisor", "admin"):
             raise HTTPException(403, f"role {operator.role} may not read the audit log "
                                 "(supervisor or admin may)")

@@ -2,7 +2,7 @@
 
 Reads `AttendanceStore` only; it never talks to a machine (commands to machines go through the
 office edge). Machines and alarms are open like the rest of the status API; raw punches are
-personal data of civil servants, so they need an `X-API-Key` (any role).
+personal data of civil servants, so they need a log-in or an `X-API-Key` (any role).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the annotations at definition time.
@@ -13,15 +13,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from controlroom.attendance.store import AttendanceStore
-from controlroom.traffic.access import KeyRing, Operator
-from controlroom.web.keys import key_reader
+from controlroom.traffic.access import Operator
+from controlroom.web.keys import Gate
 
 
-def attendance_router(store: AttendanceStore, keyring: KeyRing, *, stale_after_s: float,
+def attendance_router(store: AttendanceStore, gate: Gate, *, stale_after_s: float,
                       jsonable: Callable[[dict[str, Any]], dict[str, Any]]) -> APIRouter:
     router = APIRouter(prefix="/api/attendance", tags=["attendance"])
 
-    reader = key_reader(keyring, "punches are personal data")
+    reader = gate.reader("punches are personal data")
 
     @router.get("/machines", summary="Every attendance machine: online (reported within "
                 "stale_after_s), memory used, clock drift, open alarms")
@@ -47,7 +47,7 @@ def attendance_router(store: AttendanceStore, keyring: KeyRing, *, stale_after_s
                                                   limit=limit)]
 
     @router.get("/punches", summary="Raw punches as the machines recorded them, oldest first "
-                "(any API key)")
+                "(any role)")
     def get_punches(operator: Annotated[Operator, Depends(reader)], machine: str | None = None,
                     user: str | None = None, since: datetime | None = None,
                     until: datetime | None = None,

@@ -3,8 +3,8 @@ and snapshot commands.
 
 Reads `CctvStore`; commands go through `CctvService`, which audits and stores them before
 they are published to the camera's edge. Reading is open like the rest of the status API;
-a command needs an `X-API-Key` of a role that may move cameras (operator, supervisor, admin):
-401 without a known key, 403 for other roles (the refusal is audited).
+a command needs a log-in or an `X-API-Key` of a role that may move cameras (operator,
+supervisor, admin): 401 without either, 403 for other roles (the refusal is audited).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the annotations at definition time.
@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from controlroom.cctv.service import CctvActionError, CctvService, CommandBody
 from controlroom.cctv.store import CctvStorageError, CctvStore
 from controlroom.storage.store import AuditRecord
-from controlroom.traffic.access import KeyRing, Operator
-from controlroom.web.keys import key_reader
+from controlroom.traffic.access import Operator
+from controlroom.web.keys import Gate
 from edge.contract import (
     PresetGotoBody,
     PresetSetBody,
@@ -101,10 +101,10 @@ def command_body(request: PtzRequest) -> CommandBody:
                             f"{first['msg']}") from exc
 
 
-def cctv_router(store: CctvStore, service: CctvService | None, keyring: KeyRing, *,
+def cctv_router(store: CctvStore, service: CctvService | None, gate: Gate, *,
                 jsonable: Callable[[dict[str, Any]], dict[str, Any]]) -> APIRouter:
     router = APIRouter(tags=["cctv"])
-    viewer = key_reader(keyring, "snapshots may show faces and number plates")
+    viewer = gate.reader("snapshots may show faces and number plates")
     stale_after_s = service.thresholds.stale_after_s if service is not None else 120.0
 
     def state(row: dict[str, Any], now: datetime) -> str:
@@ -126,10 +126,7 @@ def cctv_router(store: CctvStore, service: CctvService | None, keyring: KeyRing,
         return body
 
     def may_move(request: Request, camera_id: str) -> Operator:
-        operator = keyring.lookup(request.headers.get("x-api-key"))
-        if operator is None:
-            raise HTTPException(401, "missing or unknown X-API-Key",
-                                headers={"WWW-Authenticate": "X-API-Key"})
+        operator = gate.require(request, "camera commands are audited")
         if not operator.may_override:
             action = ("snapshot_request" if request.url.path.endswith("/snapshot") else "ptz")
             try:
@@ -190,7 +187,7 @@ def cctv_router(store: CctvStore, service: CctvService | None, keyring: KeyRing,
 
     @router.get("/api/cameras/{camera_id}/snapshot.jpg", response_class=Response,
                 responses={200: {"content": {"image/jpeg": {}}}},
-                summary="The camera's latest snapshot (JPEG; any API key: it may show faces and "
+                summary="The camera's latest snapshot (JPEG; any role: it may show faces and "
                 "number plates); its time in X-Snapshot-Taken-At")
     def get_snapshot(camera_id: str, operator: Annotated[Operator, Depends(viewer)]) -> Response:
         snap = store.snapshot(camera_id)

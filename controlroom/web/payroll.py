@@ -3,8 +3,8 @@ files BKPSDM files, any employee's days with their reasons, the audit log, and t
 changes (leave, recompute).
 
 Reads and changes go through `Payroll` only; it never writes SQL. Everything here is personal
-data of civil servants, so every endpoint needs an `X-API-Key`; changes need the bkpsdm or
-admin role, run under the key's user name (audited), and a refusal is audited too.
+data of civil servants, so every endpoint needs a log-in or an `X-API-Key`; changes need the
+bkpsdm or admin role, run under the user's name (audited), and a refusal is audited too.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the annotations at definition time.
@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from controlroom.attendance import export
 from controlroom.attendance.payroll import Payroll, PayrollInputError, month_bounds
 from controlroom.attendance.recap import EmployeeRecap
-from controlroom.traffic.access import KeyRing, Operator
-from controlroom.web.keys import key_reader
+from controlroom.traffic.access import Operator
+from controlroom.web.keys import Gate
 
 CLERK_ROLES = frozenset({"bkpsdm", "admin"})
 MONTH = Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="The month, e.g. 2026-11")
@@ -71,12 +71,12 @@ def _months(first: date, last: date) -> list[str]:
     return months
 
 
-def payroll_router(payroll: Payroll, keyring: KeyRing, *,
+def payroll_router(payroll: Payroll, gate: Gate, *,
                    jsonable: Callable[[dict[str, Any]], dict[str, Any]], city: str,
                    signer: tuple[str, str, str]) -> APIRouter:
     router = APIRouter(prefix="/api/attendance", tags=["attendance for payroll"])
 
-    reader = key_reader(keyring, "attendance records are personal data")
+    reader = gate.reader("attendance records are personal data")
 
     def clerk(request: Request) -> Operator:
         operator = reader(request)
