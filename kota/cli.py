@@ -357,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_sim_parser(sub)
     from kota.attendance_cli import add_parser as add_attendance_parser
     add_attendance_parser(sub)
+    from kota.user_cli import add_parser as add_user_parser
+    add_user_parser(sub)
 
     config = sub.add_parser("config", help="check or show configuration",
                             description="Validate a settings file or show the effective settings.")
