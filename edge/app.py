@@ -196,7 +196,7 @@ class EdgeAgent:
                 [machine_plan(m) for m in settings.attendance],
                 OfficeState(self.state_dir / OFFICE_FILE),
                 lambda topic, build: self.link.send(topic, build),
-                issuers=settings.command_issuers)
+                issuers=settings.command_issuers, may_ask_again=self._delivered_and_heard)
         # 5. cameras: ONVIF I/O on one event loop, a video thread each
         self.cameras: CameraAgent | None = None
         if settings.cameras:
@@ -257,6 +257,13 @@ class EdgeAgent:
         if self.cameras is not None:
             out += self.cameras.inventory()
         return out
+
+    def _delivered_and_heard(self) -> bool:
+        """Whether an unanswered punch batch is worth sending again: every reliable message
+        has left the outbox and the control room is alive, so its answer was due."""
+        if not self.link.connected or self.outbox.counts().reliable:
+            return False
+        return self.liveness.verdict(self.link.connected, self.link.conn).alive
 
     def _controlroom_alive(self) -> Liveness:
         """The liveness verdict (asked before every watchdog kick); transitions logged once."""

@@ -52,11 +52,13 @@ class MachinePlan:
 
 class OfficeAgent:
     def __init__(self, machines: Sequence[MachinePlan], state: OfficeState, send: Send, *,
-                 issuers: Sequence[str] = ()) -> None:
+                 issuers: Sequence[str] = (),
+                 may_ask_again: Callable[[], bool] = lambda: True) -> None:
         self._plans = {m.device_sn: m for m in machines}
         self._state = state
         self._issuers = tuple(issuers)
-        self.syncs = {m.device_sn: MachineSync(m.device_sn, m.connect, state, send, m.policy)
+        self.syncs = {m.device_sn: MachineSync(m.device_sn, m.connect, state, send, m.policy,
+                                               may_ask_again=may_ask_again)
                       for m in machines}
         self._wake = {sn: threading.Event() for sn in self._plans}
         self._stop = threading.Event()

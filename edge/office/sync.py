@@ -121,7 +121,8 @@ class MachineSync:
 
     def __init__(self, device_sn: str, connect: Callable[[], AbstractContextManager[MachineClient]],
                  state: OfficeState, send: Send, policy: SyncPolicy,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 may_ask_again: Callable[[], bool] = lambda: True) -> None:
         self.device_sn = device_sn
         self._connect = connect
         self._state = state
@@ -129,6 +130,7 @@ class MachineSync:
         self._policy = policy
         self._zone = ZoneInfo(policy.tz)
         self._clock = clock
+        self._may_ask_again = may_ask_again
         self._commands: list[AttendanceCommand] = []
         self._commands_lock = threading.Lock()
         self.facts: MachineFacts | None = None
@@ -228,6 +230,11 @@ class MachineSync:
             device_sn=self.device_sn, batch_id=batch_id, tz=self._policy.tz, punches=punches))
 
     def _ask_again(self) -> None:
+        # While the earlier copies still wait in the outbox or at a broker the control room is
+        # not reading, a resend only adds duplicates (thousands after a long outage): the
+        # batches' clocks wait too.
+        if not self._may_ask_again():
+            return
         for batch_id, body in self._state.unanswered(self.device_sn, self._policy.resend_after_s):
             punches = tuple(Punch.model_validate(p) for p in json.loads(body))
             log.warning("machine %s: batch %s not confirmed stored after %.0f s; sending it again",

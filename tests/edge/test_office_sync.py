@@ -116,7 +116,8 @@ def wire() -> Wire:
     return Wire()
 
 
-def make_sync(machine: FakeMachine, wire: Wire, tmp_path: Path, **policy) -> MachineSync:
+def make_sync(machine: FakeMachine, wire: Wire, tmp_path: Path, may_ask_again=lambda: True,
+              **policy) -> MachineSync:
     @contextmanager
     def connect() -> Iterator[FakeMachine]:
         if not machine.reachable:
@@ -124,7 +125,8 @@ def make_sync(machine: FakeMachine, wire: Wire, tmp_path: Path, **policy) -> Mac
         yield machine
 
     state = OfficeState(tmp_path / "office.sqlite")
-    return MachineSync("SN1", connect, state, wire.send, SyncPolicy(**policy), clock=lambda: NOW)
+    return MachineSync("SN1", connect, state, wire.send, SyncPolicy(**policy), clock=lambda: NOW,
+                       may_ask_again=may_ask_again)
 
 
 def keys_of(records: list[MachineRecord]) -> list[tuple[str, datetime, int]]:
@@ -269,6 +271,22 @@ def test_an_unanswered_batch_is_asked_again_with_the_same_id(machine, wire, tmp_
     assert again.batch_id == first.batch_id and again.punches == first.punches
     assert again.seq != first.seq  # a new message of the same batch
     sync.on_stored([first.batch_id])
+    sync.sync_once()
+    assert len(wire.of(c.AttendanceBatch)) == 2
+
+
+def test_no_batch_is_asked_again_while_the_first_copy_cannot_have_been_answered(
+        machine, wire, tmp_path) -> None:
+    # The broker down (or the outbox still holding the first copy, or the control room not
+    # alive): asking again would only pile up duplicates; once it could have answered, once.
+    answerable = False
+    machine.punch(3)
+    sync = make_sync(machine, wire, tmp_path, may_ask_again=lambda: answerable,
+                     resend_after_s=0.0)
+    for _ in range(5):
+        sync.sync_once()
+    assert len(wire.of(c.AttendanceBatch)) == 1
+    answerable = True
     sync.sync_once()
     assert len(wire.of(c.AttendanceBatch)) == 2
 
