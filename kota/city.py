@@ -360,6 +360,7 @@ class CityStack:
         self.layout_path = (options.layout_path or self.run_dir / "layout.json").resolve()
         self.operator_key = secrets.token_urlsafe(24)
         self.bkpsdm_key = secrets.token_urlsafe(24)
+        self.users: dict[str, str] = {}  # name → password of this run's log-ins, one per role
         self.database_url: str | None = None
         self.mqtt_url: str | None = None
         self.api_url: str = ""
@@ -389,6 +390,7 @@ class CityStack:
             self._check_external_broker()  # before touching any database: fail fast
             self.world.write_layout(self.layout_path)
             self._start_database()
+            self._make_users()
             self._start_broker()
             self._start_simpeg()
             self._start_controlroom()
@@ -448,6 +450,34 @@ class CityStack:
         except psycopg.Error as exc:
             raise StackError(f"the database {_mask(url)} cannot be used: {exc}; check that "
                              "PostgreSQL runs there and the URL's user may create tables") from exc
+
+    def _make_users(self) -> None:
+        """One log-in per role (named after it) with a fresh random password each run, printed
+        by describe(): the only passwords the system ever makes itself. A user left from an
+        earlier run gets the new password and is enabled and unlocked."""
+        from controlroom.auth.passwords import Passwords
+        from controlroom.auth.service import Authenticator
+        from controlroom.auth.store import ROLES, UserStore
+        from controlroom.storage.store import open_pool
+
+        assert self.database_url is not None
+        # 96 random bits make the hash's cost irrelevant, so the cheapest argon2id keeps the
+        # stack's start quick; the first log-in re-hashes with the configured cost.
+        cheap = Passwords(time_cost=1, memory_kib=64, parallelism=1)
+        pool = open_pool(self.database_url, 1, 1, name="kota-demo-users")
+        try:
+            auth = Authenticator(UserStore(pool), self.settings.controlroom.auth, cheap)
+            for role in ROLES:
+                password = secrets.token_urlsafe(12)
+                if auth.store.user(role) is None:
+                    auth.add_user(role, role, password, actor="kota-demo")
+                else:
+                    auth.set_password(role, password, actor="kota-demo")
+                    auth.set_disabled(role, False, actor="kota-demo")
+                    auth.unlock(role, actor="kota-demo")
+                self.users[role] = password
+        finally:
+            pool.close()
 
     def _check_external_broker(self) -> None:
         url = self.options.mqtt_url
@@ -767,6 +797,8 @@ class CityStack:
             "cameras": [{"device_url": cam.device_url, "mjpeg": f"{cam.base_url}/mjpeg"}
                         for cam in self.cameras],
             "logs": str(self.run_dir / "logs"),
+            "users": [{"name": name, "role": name, "password": password}
+                      for name, password in self.users.items()],
         }
 
 
@@ -811,6 +843,10 @@ def describe(stack: CityStack) -> str:
         lines.insert(-3, f"cameras:      {len(w['cameras'])} PTZ camera(s) over simulated "
                      f"approaches; {w['api']}api/cameras (PTZ and snapshots: operator key); "
                      f"first camera's ONVIF at {w['cameras'][0]['device_url']}")
+    if w["users"]:
+        lines.append("log-ins:      " + ", ".join(f"{u['name']} / {u['password']}"
+                                                  for u in w["users"])
+                     + f" (name / password, this run only; POST {w['api']}api/auth/login)")
     return "\n".join(lines)
 
 
