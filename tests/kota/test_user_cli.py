@@ -118,3 +118,23 @@ def test_passwd_disable_enable_unlock(capsys: pytest.CaptureFixture[str],
 
 def test_the_cli_knows_the_roles_the_database_allows() -> None:
     assert user_cli.ROLES == ROLES
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_at_a_terminal_the_password_is_asked_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = iter([PASSWORD, PASSWORD, PASSWORD, "something-else-1"])
+    prompts: list[str] = []
+
+    def getpass(prompt: str) -> str:
+        prompts.append(prompt)
+        return next(answers)
+
+    monkeypatch.setattr("getpass.getpass", getpass)
+    assert user_cli.read_password("sari", _Terminal()) == PASSWORD
+    assert prompts == ["new password for sari: ", "the same again: "]
+    with pytest.raises(user_cli.UsageError, match="differ"):
+        user_cli.read_password("sari", _Terminal())
