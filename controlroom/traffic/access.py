@@ -2,8 +2,8 @@
 
 Owns the role table (which roles may override signals) and the constant-time key lookup. It
 must not read the environment or hold default keys: with no `[[controlroom.api_keys]]`
-configured nobody may override. The dashboard's login system replaces the keys later; the
-roles stay.
+configured nobody may override. Keys serve machines and scripts; people log in
+(``controlroom.auth``) with the same roles, and ``controlroom.web.keys.Gate`` accepts either.
 """
 
 from __future__ import annotations
