@@ -396,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "on the embedded server)")
     ingest.add_argument("--json", action="store_true", help="print one JSON object of figures as the "
                         "last line")
+    from kota.bench_camera_loop import add_parser as add_bench_camera_loop
     from kota.bench_control import add_parser as add_bench_control
     from kota.bench_core import add_parser as add_bench_core
     from kota.bench_loop import add_parser as add_bench_loop
@@ -408,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_loop(bench_sub)
     add_bench_recap(bench_sub)
     add_bench_video(bench_sub)
+    add_bench_camera_loop(bench_sub)
     add_bench_zk(bench_sub)
     ctl = add(bench_sub, "controller", "one emulator process serving many controllers, polled by "
               "the driver", cmd_bench_controller,

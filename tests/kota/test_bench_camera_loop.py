@@ -59,3 +59,11 @@ def test_unknown_intersection_is_named(single_intersection: Path, tmp_path: Path
     with pytest.raises(ControllerError, match="no controllable traffic light 'nope'.*has t"):
         run_once(str(single_intersection), seed=1, end_s=10.0, camera=True,
                  intersection="nope", fps=5.0, condition="day", tripinfo=tmp_path / "t.xml")
+
+
+def test_it_is_a_kota_bench_command() -> None:
+    from kota.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "camera-loop", "--sumocfg", "x.sumocfg",
+                                      "--seeds", "2"])
+    assert args.func is bench_camera_loop and args.seeds == 2
