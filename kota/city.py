@@ -396,9 +396,10 @@ class CityStack:
             self._start_controlroom()
             self._start_edges()
             self._start_offices()
-            self._start_cameras()
             self.world.run()
             self._started.append("world")
+            # Cameras last: the intersections come alive first; a camera adds nothing to them.
+            self._start_cameras()
             self._wait_cameras()
         except BaseException:
             self._stop_children()
