@@ -10,7 +10,6 @@ decide when an alarm holds (alarms.py does) nor talk MQTT.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 from psycopg_pool import ConnectionPool
+
+from controlroom.storage.alarm_table import reconcile
 
 log = logging.getLogger(__name__)
 
@@ -248,24 +249,11 @@ class AttendanceStore:
         ``device_sns``, default every machine). Returns (opened, cleared)."""
         holding = {c.key: c for c in conditions}
         scope = None if device_sns is None else sorted(set(device_sns))
-        opened = cleared = 0
         try:
             with self._pool.connection() as conn, conn.transaction():
-                sql = "SELECT code, device_sn, subject FROM attendance_alarm WHERE cleared_at IS NULL"
-                rows = (conn.execute(sql).fetchall() if scope is None else
-                        conn.execute(sql + " AND device_sn = ANY(%s)", (scope,)).fetchall())
-                open_keys = {tuple(r) for r in rows}
-                for key, c in holding.items():
-                    if key not in open_keys:
-                        conn.execute(
-                            "INSERT INTO attendance_alarm (code, device_sn, subject, severity, text, "
-                            "data, opened_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                            (*key, c.severity, c.text, json.dumps(c.data or {}), at))
-                        opened += 1
-                for key in sorted(open_keys - holding.keys()):
-                    conn.execute("UPDATE attendance_alarm SET cleared_at = %s WHERE code = %s AND "
-                                 "device_sn = %s AND subject = %s AND cleared_at IS NULL", (at, *key))
-                    cleared += 1
+                opened, cleared = reconcile(conn, "attendance_alarm",
+                                            ("code", "device_sn", "subject"), holding, at,
+                                            "device_sn", scope)
         except psycopg.Error as exc:
             raise AttendanceStorageError(f"alarms not stored: {exc}") from exc
         return opened, cleared

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from controlroom.storage.alarm_table import reconcile
 from controlroom.storage.store import AuditRecord
 from edge.contract import CctvAnalytics, CctvStatus, CommandAck, DeviceInfo
 
@@ -291,25 +292,10 @@ class CctvStore:
         ``camera_ids``, default every camera). Returns (opened, cleared)."""
         holding = {c.key: c for c in conditions}
         scope = None if camera_ids is None else sorted(set(camera_ids))
-        opened = cleared = 0
         try:
             with self._pool.connection() as conn, conn.transaction():
-                sql = "SELECT code, camera_id FROM cctv_alarm WHERE cleared_at IS NULL"
-                rows = (conn.execute(sql).fetchall() if scope is None else
-                        conn.execute(sql + " AND camera_id = ANY(%s)", (scope,)).fetchall())
-                open_keys = {(r[0], r[1]) for r in rows}
-                for key, c in holding.items():
-                    if key not in open_keys:
-                        conn.execute(
-                            "INSERT INTO cctv_alarm (code, camera_id, severity, text, data, "
-                            "opened_at) VALUES (%s, %s, %s, %s, %s, %s) "
-                            "ON CONFLICT (code, camera_id) WHERE cleared_at IS NULL DO NOTHING",
-                            (*key, c.severity, c.text, json.dumps(c.data, default=str), at))
-                        opened += 1
-                for key in sorted(open_keys - holding.keys()):
-                    conn.execute("UPDATE cctv_alarm SET cleared_at = %s WHERE code = %s AND "
-                                 "camera_id = %s AND cleared_at IS NULL", (at, *key))
-                    cleared += 1
+                opened, cleared = reconcile(conn, "cctv_alarm", ("code", "camera_id"), holding,
+                                            at, "camera_id", scope)
         except psycopg.Error as exc:
             raise CctvStorageError(f"camera alarms not stored: {exc}") from exc
         return opened, cleared
