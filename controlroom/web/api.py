@@ -12,11 +12,10 @@ the refusal is audited). `controlroom.web.keys.Gate` authenticates every protect
 # definition time, and the operator dependency is a closure it could not resolve from a string.
 from collections.abc import Callable
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from controlroom.attendance.payroll import Payroll
@@ -31,6 +30,7 @@ from controlroom.traffic.service import OperatorActionError, TrafficService
 from controlroom.web.attendance import attendance_router
 from controlroom.web.auth import auth_router
 from controlroom.web.cctv import cctv_router
+from controlroom.web.dashboard import mount_dashboard
 from controlroom.web.keys import Gate
 from controlroom.web.payroll import payroll_router
 from edge.contract import MAX_PHASES, PlanBody
@@ -234,12 +234,7 @@ def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str,
     def get_site() -> dict[str, str]:
         return {"city": city, "timezone": timezone}
 
-    page = resources.files("controlroom.web").joinpath("static/status.html").read_text(encoding="utf-8")
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def status_page() -> str:
-        return page
-
+    mount_dashboard(app)
     return app
 
 
