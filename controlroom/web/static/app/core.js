@@ -241,3 +241,9 @@ addStrings({
     "core.load_failed": "Could not load", "core.loading": "Loading…", "core.none": "None",
   },
 });
+
+/** Load a page's own stylesheet once (e.g. useCss("/ui/pages/map.css")). */
+export function useCss(href) {
+  if (document.querySelector(`link[data-css="${href}"]`)) return;
+  document.head.append(h("link", { rel: "stylesheet", href, "data-css": href }));
+}
