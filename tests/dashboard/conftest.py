@@ -48,6 +48,7 @@ class Demo:
     users: dict[str, str]                       # role (= user name) → password
     keys: dict[str, str]                        # role → X-API-Key (operator, bkpsdm) of the run
     run_dir: Path
+    database_url: str = ""                      # the demo's (embedded) PostgreSQL
     output: list[str] = field(default_factory=list)
 
     def get(self, path: str, role: str = "operator", **kw) -> httpx.Response:
@@ -105,7 +106,7 @@ def demo() -> Iterator[Demo]:
         run_dir = scratch / "kotapintar" / "demo-city"
         settings = tomllib.loads((run_dir / "controlroom.toml").read_text())
         keys = {k["role"]: k["key"] for k in settings["controlroom"]["api_keys"]}
-        d = Demo(base, users, keys, run_dir, output)
+        d = Demo(base, users, keys, run_dir, settings["database"]["url"], output)
 
         def live() -> bool:
             rows = httpx.get(base + "/api/intersections", timeout=3).json()
