@@ -148,7 +148,8 @@ class ControlRoom:
                          machine_stale_after_s=att.stale_after_s,
                          payroll=payroll, cctv=self.cctv, cctv_store=cctv_store,
                          signer=(att.signer_title, att.signer_name, att.signer_nip),
-                         auth=Authenticator(UserStore(self._pool), self._settings.auth))
+                         auth=Authenticator(UserStore(self._pool), self._settings.auth),
+                         layout=layout[0] if layout is not None else None)
         config = uvicorn.Config(app, host=self._settings.http_host, port=self._settings.http_port,
                                 log_level="warning", access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
@@ -184,6 +185,8 @@ class ControlRoom:
 
     def stop(self) -> None:
         if self._server is not None:
+            # Open live-feed streams would keep the web server waiting for them to finish.
+            self._server.config.app.state.live_feed.close()
             self._server.should_exit = True
         if self._http_thread is not None:
             self._http_thread.join(10)

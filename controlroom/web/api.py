@@ -26,12 +26,14 @@ from controlroom.cctv.service import CctvService
 from controlroom.cctv.store import CctvStorageError, CctvStore
 from controlroom.storage.store import AuditRecord, StorageError, Store
 from controlroom.traffic.access import KeyRing, Operator
+from controlroom.traffic.layout import CityLayout
 from controlroom.traffic.service import OperatorActionError, TrafficService
 from controlroom.web.attendance import attendance_router
 from controlroom.web.auth import auth_router
 from controlroom.web.cctv import cctv_router
 from controlroom.web.dashboard import mount_dashboard
 from controlroom.web.keys import Gate
+from controlroom.web.live import live_router
 from controlroom.web.payroll import payroll_router
 from edge.contract import MAX_PHASES, PlanBody
 
@@ -70,7 +72,7 @@ def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str,
                machine_stale_after_s: float = 300.0, payroll: Payroll | None = None,
                cctv: CctvService | None = None, cctv_store: CctvStore | None = None,
                signer: tuple[str, str, str] = ("Kepala BKPSDM", "", ""),
-               auth: Authenticator | None = None) -> FastAPI:
+               auth: Authenticator | None = None, layout: CityLayout | None = None) -> FastAPI:
     app = FastAPI(title="Kota Pintar control room", version="0.1.0",
                   description="Edges, intersections, alarms, operator overrides and the state "
                   "of the control room.")
@@ -94,6 +96,7 @@ def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str,
         app.include_router(cctv_router(cctv_store, cctv, gate, jsonable=_jsonable))
     if auth is not None:
         app.include_router(auth_router(auth, gate))
+    app.include_router(live_router(app, gate, store, traffic, layout, cctv_store, cctv))
 
     def may_override(request: Request, intersection_id: str) -> Operator:
         operator = gate.require(request, "signal overrides are audited")
