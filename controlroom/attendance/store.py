@@ -21,6 +21,13 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from controlroom.storage.alarm_table import reconcile
+from controlroom.storage.store import (
+    BOARD_COLUMNS,
+    BOARD_WHERE,
+    AlarmAck,
+    acknowledge_in,
+    board_params,
+)
 
 log = logging.getLogger(__name__)
 
@@ -345,3 +352,26 @@ class AttendanceStore:
             "SELECT id, code, device_sn, subject, severity, text, data, opened_at, cleared_at "
             f"FROM attendance_alarm {clause}ORDER BY opened_at DESC, id DESC LIMIT %s",
             [*params, limit])
+
+    # ------------------------------------------------------------------ alarm acknowledgement
+
+    def alarm_board(self, *, open_only: bool = True, since: datetime | None = None,
+                    until: datetime | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Machine alarms with their acknowledgement (migration 0008) and the machine's office,
+        name and edge, newest first; ``since``/``until``: active in between."""
+        return self._rows(
+            f"SELECT {BOARD_COLUMNS}, a.device_sn, a.subject, m.name AS machine_name, m.office, "
+            "m.edge_id FROM attendance_alarm a LEFT JOIN attendance_machine m USING (device_sn) "
+            f"WHERE {BOARD_WHERE} ORDER BY a.opened_at DESC, a.id DESC LIMIT %(limit)s",
+            board_params(open_only, since, until, limit))  # type: ignore[arg-type]
+
+    def acknowledge_alarm(self, alarm_id: int, *, user: str, role: str, comment: str,
+                          target: str) -> AlarmAck:
+        """Acknowledge one machine alarm and audit it (audit_log), in one transaction."""
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                return acknowledge_in(conn, "attendance_alarm", alarm_id, user=user, role=role,
+                                      comment=comment, target=target)
+        except psycopg.Error as exc:
+            raise AttendanceStorageError(f"acknowledgement of alarm {target} not stored: "
+                                         f"{exc}") from exc

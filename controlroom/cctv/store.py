@@ -19,7 +19,14 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from controlroom.storage.alarm_table import reconcile
-from controlroom.storage.store import AuditRecord
+from controlroom.storage.store import (
+    BOARD_COLUMNS,
+    BOARD_WHERE,
+    AlarmAck,
+    AuditRecord,
+    acknowledge_in,
+    board_params,
+)
 from edge.contract import CctvAnalytics, CctvStatus, CommandAck, DeviceInfo
 
 
@@ -354,3 +361,25 @@ class CctvStore:
         return self._rows("SELECT ts, camera_id, edge_id, zone_ids, count, occupancy_pct, presence, "
                           "queue_m FROM cctv_analytics WHERE camera_id = %s ORDER BY ts DESC "
                           "LIMIT %s", (camera_id, limit))
+
+    # ------------------------------------------------------------------ alarm acknowledgement
+
+    def alarm_board(self, *, open_only: bool = True, since: datetime | None = None,
+                    until: datetime | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Camera alarms with their acknowledgement (migration 0008) and the camera's name,
+        intersection and edge, newest first; ``since``/``until``: active in between."""
+        return self._rows(
+            f"SELECT {BOARD_COLUMNS}, a.camera_id, c.name AS camera_name, c.intersection_id, "
+            "c.edge_id FROM cctv_alarm a LEFT JOIN cctv_camera c USING (camera_id) "
+            f"WHERE {BOARD_WHERE} ORDER BY a.opened_at DESC, a.id DESC LIMIT %(limit)s",
+            board_params(open_only, since, until, limit))
+
+    def acknowledge_alarm(self, alarm_id: int, *, user: str, role: str, comment: str,
+                          target: str) -> AlarmAck:
+        """Acknowledge one camera alarm and audit it, in one transaction."""
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                return acknowledge_in(conn, "cctv_alarm", alarm_id, user=user, role=role,
+                                      comment=comment, target=target)
+        except psycopg.Error as exc:
+            raise CctvStorageError(f"acknowledgement of alarm {target} not stored: {exc}") from exc

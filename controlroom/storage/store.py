@@ -503,6 +503,29 @@ class Store:
         with self._pool.connection() as conn:
             return conn.execute("SELECT now()").fetchone()[0]
 
+    # ------------------------------------------------------------------ alarm acknowledgement
+
+    def alarm_board(self, *, open_only: bool = True, since: datetime | None = None,
+                    until: datetime | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Traffic alarms with their acknowledgement (migration 0008) and the intersection's
+        edge, newest first; ``since``/``until``: alarms active at some time in between."""
+        return self._rows(
+            f"SELECT {BOARD_COLUMNS}, a.intersection_id, a.subject, i.edge_id "
+            "FROM traffic_alarm a LEFT JOIN intersection i USING (intersection_id) "
+            f"WHERE {BOARD_WHERE} ORDER BY a.opened_at DESC, a.id DESC LIMIT %(limit)s",
+            board_params(open_only, since, until, limit))
+
+    def acknowledge_alarm(self, alarm_id: int, *, user: str, role: str, comment: str,
+                          target: str) -> AlarmAck:
+        """Acknowledge one traffic alarm and audit it, in one transaction (see
+        `acknowledge_in`)."""
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                return acknowledge_in(conn, "traffic_alarm", alarm_id, user=user, role=role,
+                                      comment=comment, target=target)
+        except psycopg.Error as exc:
+            raise StorageError(f"acknowledgement of alarm {target} not stored: {exc}") from exc
+
 
 def _command_row(c: CommandRecord) -> tuple[Any, ...]:
     return (c.cmd_id, c.intersection_id, c.issued_at, c.expires_at, c.issuer, c.source, c.kind,
@@ -519,3 +542,60 @@ def open_pool(conninfo: str, min_size: int = 1, max_size: int = 4, name: str = "
     pool = ConnectionPool(conninfo, min_size=min_size, max_size=max_size, name=name, open=False)
     pool.open(wait=True, timeout=15)
     return pool
+
+
+# ---------------------------------------------------------------------- alarm acknowledgement
+# Shared by the three alarm tables (traffic_alarm here, cctv_alarm, attendance_alarm), which
+# migration 0008 gave the same ack columns; each store calls it in its own transaction.
+
+BOARD_COLUMNS = ("a.id, a.code, a.severity, a.text, a.data, a.opened_at, a.cleared_at, "
+                  "a.acked_at, a.acked_by, a.acked_role, a.ack_comment")
+# Open only, or every alarm active at some time between since and until (either may be NULL).
+BOARD_WHERE = ("(NOT %(open_only)s OR a.cleared_at IS NULL) "
+                "AND (%(since)s::timestamptz IS NULL OR a.cleared_at IS NULL "
+                "OR a.cleared_at >= %(since)s) "
+                "AND (%(until)s::timestamptz IS NULL OR a.opened_at < %(until)s)")
+_ACK_STATE = "id, code, severity, opened_at, cleared_at, acked_at, acked_by, acked_role, ack_comment"
+
+
+def board_params(open_only: bool, since: datetime | None, until: datetime | None,
+                  limit: int) -> dict[str, Any]:
+    return {"open_only": open_only, "since": since, "until": until, "limit": limit}
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmAck:
+    """What an acknowledgement did: ``acked`` (row: the alarm after), ``already`` (nothing
+    changed; row: the alarm as it stands, with who acknowledged it) or ``missing``."""
+
+    outcome: str  # acked | already | missing
+    row: dict[str, Any] | None = None
+
+
+def acknowledge_in(conn: psycopg.Connection, table: str, alarm_id: int, *, user: str, role: str,
+                   comment: str, target: str) -> AlarmAck:
+    """In the caller's transaction: set the alarm's ack columns if it is not acknowledged yet
+    (the row is locked first, so two operators acknowledging at once get one ``acked`` and one
+    ``already``) and write the audit row with the state before and after."""
+    if table not in ("traffic_alarm", "cctv_alarm", "attendance_alarm"):
+        raise ValueError(f"not an alarm table: {table}")
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        before = cur.execute(f"SELECT {_ACK_STATE} FROM {table} WHERE id = %s FOR UPDATE",
+                             (alarm_id,)).fetchone()
+        if before is None:
+            return AlarmAck("missing")
+        if before["acked_at"] is not None:
+            return AlarmAck("already", before)
+        after = cur.execute(
+            f"UPDATE {table} SET acked_at = now(), acked_by = %s, acked_role = %s, "
+            f"ack_comment = %s WHERE id = %s RETURNING {_ACK_STATE}",
+            (user, role, comment, alarm_id)).fetchone()
+        assert after is not None  # the row is locked by this transaction
+        fields = ("acked_at", "acked_by", "acked_role", "ack_comment")
+        alarm = {"code": before["code"], "severity": before["severity"],
+                 "opened_at": before["opened_at"], "cleared_at": before["cleared_at"]}
+        cur.execute(_INSERT_AUDIT, _audit_row(AuditRecord(
+            user, role, "alarm_ack", target, "done",
+            before={**alarm, **{k: before[k] for k in fields}},
+            after={**alarm, **{k: after[k] for k in fields}}, detail=comment)))
+    return AlarmAck("acked", after)

@@ -28,6 +28,7 @@ from controlroom.storage.store import AuditRecord, StorageError, Store
 from controlroom.traffic.access import KeyRing, Operator
 from controlroom.traffic.layout import CityLayout
 from controlroom.traffic.service import OperatorActionError, TrafficService
+from controlroom.web.alarms import alarms_router
 from controlroom.web.attendance import attendance_router
 from controlroom.web.auth import auth_router
 from controlroom.web.cctv import cctv_router
@@ -97,6 +98,8 @@ def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str,
     if auth is not None:
         app.include_router(auth_router(auth, gate))
     app.include_router(live_router(app, gate, store, traffic, layout, cctv_store, cctv))
+    app.include_router(alarms_router(store, gate, cctv_store=cctv_store, attendance=attendance,
+                                     jsonable=_jsonable))
 
     def may_override(request: Request, intersection_id: str) -> Operator:
         operator = gate.require(request, "signal overrides are audited")
