@@ -146,7 +146,8 @@ class ControlRoom:
                          stale_after_s=self._settings.edge_stale_s, traffic=self.traffic,
                          keys=KeyRing(self._settings.api_keys), attendance=attendance_store,
                          machine_stale_after_s=att.stale_after_s,
-                         payroll=payroll, cctv=self.cctv, cctv_store=cctv_store,
+                         payroll=payroll, payroll_job=self.payroll_job, cctv=self.cctv,
+                         cctv_store=cctv_store,
                          signer=(att.signer_title, att.signer_name, att.signer_nip),
                          auth=Authenticator(UserStore(self._pool), self._settings.auth),
                          layout=layout[0] if layout is not None else None)

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from controlroom.attendance.payroll import Payroll
+from controlroom.attendance.payroll_job import PayrollJob
 from controlroom.attendance.store import AttendanceStorageError, AttendanceStore
 from controlroom.auth.service import Authenticator
 from controlroom.auth.store import AuthStorageError
@@ -30,6 +31,7 @@ from controlroom.traffic.layout import CityLayout
 from controlroom.traffic.service import OperatorActionError, TrafficService
 from controlroom.web.alarms import alarms_router
 from controlroom.web.attendance import attendance_router
+from controlroom.web.attendance_views import attendance_views_router
 from controlroom.web.auth import auth_router
 from controlroom.web.cctv import cctv_router
 from controlroom.web.dashboard import mount_dashboard
@@ -73,6 +75,7 @@ def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str,
                machine_stale_after_s: float = 300.0, payroll: Payroll | None = None,
                cctv: CctvService | None = None, cctv_store: CctvStore | None = None,
                signer: tuple[str, str, str] = ("Kepala BKPSDM", "", ""),
+               payroll_job: PayrollJob | None = None,
                auth: Authenticator | None = None, layout: CityLayout | None = None) -> FastAPI:
     app = FastAPI(title="Kota Pintar control room", version="0.1.0",
                   description="Edges, intersections, alarms, operator overrides and the state "
@@ -93,6 +96,8 @@ def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str,
     if payroll is not None:
         app.include_router(payroll_router(payroll, gate, jsonable=_jsonable, city=city,
                                           signer=signer))
+        app.include_router(attendance_views_router(payroll, attendance, payroll_job, gate,
+                                                   jsonable=_jsonable))
     if cctv_store is not None:
         app.include_router(cctv_router(cctv_store, cctv, gate, jsonable=_jsonable))
     if auth is not None:
