@@ -35,6 +35,7 @@ from controlroom.web.attendance_views import attendance_views_router
 from controlroom.web.auth import auth_router
 from controlroom.web.cctv import cctv_router
 from controlroom.web.dashboard import mount_dashboard
+from controlroom.web.history import history_router
 from controlroom.web.keys import Gate
 from controlroom.web.live import live_router
 from controlroom.web.payroll import payroll_router
@@ -102,6 +103,7 @@ def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str,
         app.include_router(cctv_router(cctv_store, cctv, gate, jsonable=_jsonable))
     if auth is not None:
         app.include_router(auth_router(auth, gate))
+    app.include_router(history_router(store, gate))
     app.include_router(live_router(app, gate, store, traffic, layout, cctv_store, cctv))
     app.include_router(alarms_router(store, gate, cctv_store=cctv_store, attendance=attendance,
                                      jsonable=_jsonable))
