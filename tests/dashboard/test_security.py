@@ -43,8 +43,11 @@ MAY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
     ("POST", "/api/attendance/leave/{leave_id}/revoke"): (CLERKS, {"reason": "security test"}),
     ("POST", "/api/attendance/recompute"): (CLERKS, {"month": "2026-12",
                                                      "reason": "security test"}),
+    ("POST", "/api/attendance/simpeg/sync"): (CLERKS, {"reason": "security test"}),
+    ("POST", "/api/alarms/{kind}/{alarm_id}/ack"): (OPS, {"comment": "security test"}),
 }
-PATH_IDS = {"intersection_id": "J1", "camera_id": "cam-J1", "leave_id": "1"}
+PATH_IDS = {"intersection_id": "J1", "camera_id": "cam-J1", "leave_id": "1", "kind": "traffic",
+            "alarm_id": "1"}
 STATE_CHANGING = ("post", "put", "patch", "delete")
 
 
