@@ -399,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     from kota.bench_camera_loop import add_parser as add_bench_camera_loop
     from kota.bench_control import add_parser as add_bench_control
     from kota.bench_core import add_parser as add_bench_core
+    from kota.bench_dashboard import add_parser as add_bench_dashboard
     from kota.bench_loop import add_parser as add_bench_loop
     from kota.bench_recap import add_parser as add_bench_recap
     from kota.bench_video import add_parser as add_bench_video
@@ -406,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_control(bench_sub)
     add_bench_core(bench_sub)
+    add_bench_dashboard(bench_sub)
     add_bench_loop(bench_sub)
     add_bench_recap(bench_sub)
     add_bench_video(bench_sub)

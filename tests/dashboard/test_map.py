@@ -7,10 +7,24 @@ and the reconnect, a click opening the intersection's page; on a 1920×1080 wall
 from __future__ import annotations
 
 import re
+import time
+from typing import Any
 
 from tests.dashboard.conftest import shot
 
 FLASH_RGB = "rgb(249, 115, 22)"  # app.css --flash
+
+
+def until(page, expression: str, arg: Any = None, timeout_s: float = 10.0) -> Any:
+    """Poll a page expression (or function of ``arg``) until truthy. Playwright's own
+    wait_for_function compiles string predicates with eval, which the page's CSP refuses."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = page.evaluate(expression, arg)
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not within {timeout_s:g} s: {expression}"
+        time.sleep(0.1)
 
 
 def node_states(page) -> dict[str, str]:
@@ -21,8 +35,8 @@ def node_states(page) -> dict[str, str]:
 def test_the_wall_map_is_live(new_page, demo) -> None:
     page = new_page("operator")
     page.wait_for_selector("section[data-page=map]")
-    page.wait_for_function("document.querySelectorAll('#map-svg g.node[data-state]').length === 6")
-    page.wait_for_function("document.querySelectorAll('#map-svg g.camera').length === 2")
+    until(page, "document.querySelectorAll('#map-svg g.node[data-state]').length === 6")
+    until(page, "document.querySelectorAll('#map-svg g.camera').length === 2")
     page.wait_for_selector("#map-conn[data-conn=open]")
     api = {r["intersection_id"]: r for r in demo.get("/api/intersections").json()}
     states = node_states(page)
@@ -42,10 +56,10 @@ def test_the_wall_map_is_live(new_page, demo) -> None:
     # Live without a reload: the page keeps its marker while telemetry times move on.
     page.evaluate("window.__sameLoad = true")
     before = page.eval_on_selector_all("#map-svg g.node", "els => els.map(e => e.dataset.updated)")
-    page.wait_for_function("""before => {
+    until(page, """before => {
         const now = [...document.querySelectorAll('#map-svg g.node')].map(e => e.dataset.updated);
         return now.some((u, k) => u && u !== before[k]);
-    }""", arg=before, timeout=20_000)
+    }""", before, timeout_s=20)
     assert page.evaluate("window.kotaMapStats.applied") > 6
     assert page.evaluate("window.__sameLoad") is True
 
@@ -81,17 +95,17 @@ def test_the_wall_map_is_live(new_page, demo) -> None:
     page.unroute("**/api/live")
     page.wait_for_selector("#map-banner[hidden]", state="attached", timeout=20_000)
     page.wait_for_selector("#map-conn[data-conn=open]")
-    page.wait_for_function("document.querySelectorAll('#map-svg g.node[data-state]').length === 6")
+    until(page, "document.querySelectorAll('#map-svg g.node[data-state]').length === 6")
 
     # A click opens the intersection's page.
     page.click(f"#map-svg g.node[data-id='{target}'] .dot")
-    page.wait_for_function(f"location.hash === '#/intersection/{target}'")
+    until(page, f"location.hash === '#/intersection/{target}'")
 
 
 def test_the_map_on_a_laptop_in_english(new_page, demo) -> None:
     page = new_page("supervisor", viewport=(1366, 768), lang="en")
-    page.wait_for_function("document.querySelectorAll('#map-svg g.node[data-state]').length === 6")
-    page.wait_for_function("document.querySelectorAll('#map-svg g.camera').length === 2")
+    until(page, "document.querySelectorAll('#map-svg g.node[data-state]').length === 6")
+    until(page, "document.querySelectorAll('#map-svg g.camera').length === 2")
     legend = page.inner_text("#map-legend")
     assert "Adaptive" in legend and "Local fallback" in legend and "Offline" in legend
     box = page.locator("#map-svg").bounding_box()

@@ -157,12 +157,18 @@ function mount(el) {
     }
     near.sort((a, b) => a - b);
     const typical = near.length ? near[Math.floor(near.length / 2)] : span;
-    // At most ~16 px on screen (a small city must not draw huge discs), at least ~3 px.
-    const px = unitsPerPx(maxX - minX || span, maxY - minY || span) || span / 800;
-    const r = Math.max(px * 3, Math.min(typical * 0.28, span * 0.045, px * 16));
-    const pad = Math.max(r * 3.2, px * 40);
+    // Room around the city for the names (≈ 13 px text centred on their node) when drawn.
+    const labelled = records.length <= LABELS_UP_TO;
+    const marginX = labelled ? 130 : 24, marginY = labelled ? 45 : 24; // screen px
+    const rect = svg.getBoundingClientRect();
+    const w = maxX - minX || span, hgt = maxY - minY || span;
+    const px = rect.width > 2 * marginX + 50 && rect.height > 2 * marginY + 50
+      ? Math.max(w / (rect.width - 2 * marginX), hgt / (rect.height - 2 * marginY)) : span / 800;
+    // At most ~18 px on screen (a small city must not draw huge discs), at least ~3 px.
+    const r = Math.max(px * 3, Math.min(typical * 0.28, span * 0.045, px * 18));
+    const padX = Math.max(r * 3.2, px * marginX), padY = Math.max(r * 3.2, px * marginY);
     return { r, pos: (rec) => [rec.x, -rec.y],
-      viewBox: `${minX - pad} ${minY - pad} ${maxX - minX + 2 * pad} ${maxY - minY + 2 * pad}` };
+      viewBox: `${minX - padX} ${minY - padY} ${maxX - minX + 2 * padX} ${maxY - minY + 2 * padY}` };
   }
 
   function draw(records, links) {
@@ -261,8 +267,8 @@ function mount(el) {
       const k = perIntersection.get(cam.intersection) || 0;
       perIntersection.set(cam.intersection, k + 1);
       const [x, y] = n.pos;
-      const s = r * 0.11;
-      const cx = x + r * 1.9 + k * r * 1.1, cy = y + r * 1.2;
+      const s = r * 0.15;
+      const cx = x + r * 2.2 + k * r * 1.5, cy = y + r * 1.3;
       camLayer.append(h("svg:g", { class: "camera", "data-camera": cam.id, "data-state": cam.state,
         transform: `translate(${cx} ${cy}) scale(${s})` },
       h("svg:title", {}, `${t("map.cameras")}: ${cam.name} — ${t(`map.camera.${cam.state}`)}; ${
