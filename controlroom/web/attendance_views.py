@@ -196,7 +196,7 @@ def attendance_views_router(payroll: Payroll, attendance: AttendanceStore | None
             try:
                 out = job.run_once()
             except psycopg.Error as exc:
-                raise HTTPException(503, f"database unavailable: {exc}") from exc
+                raise HTTPException(503, f"the round failed in the database: {exc}") from exc
             except PayrollInputError as exc:
                 raise HTTPException(409, f"the round was refused: {exc}") from exc
         finally:

@@ -127,7 +127,6 @@ const strings = {
     "attendance.leave_from": "Dari tanggal",
     "attendance.leave_to": "Sampai tanggal",
     "attendance.leave_doc": "Nomor surat/SK",
-    "attendance.leave_reason": "Keterangan (untuk Anda; API mencatat nomor surat)",
     "attendance.leave_confirm_title": "Simpan {kind} untuk {nip}, {from} s.d. {to}?",
     "attendance.leave_confirm_text": "Hari-hari itu dihitung ulang; perubahan dicatat atas nama Anda.",
     "attendance.leave_saved": "Cuti #{id} tersimpan; {changed} hari berubah",
@@ -264,7 +263,6 @@ const strings = {
     "attendance.leave_from": "From",
     "attendance.leave_to": "To",
     "attendance.leave_doc": "Letter/decree number",
-    "attendance.leave_reason": "Note (for you; the API records the letter number)",
     "attendance.leave_confirm_title": "Save {kind} for {nip}, {from} to {to}?",
     "attendance.leave_confirm_text": "Those days are recomputed; the changes are recorded under your name.",
     "attendance.leave_saved": "Leave #{id} saved; {changed} days changed",
@@ -458,7 +456,8 @@ function skpdCard(s, machines, open, staff, reload) {
       stat("present", s.present, "ok"),
       stat("on_time", s.on_time),
       stat("late", s.late, s.late ? "warn" : "", h("span", { class: "muted att-tl" },
-        s.late_by_tl.map((n, i) => `TL${i + 1}: ${n}`).join(" · "))),
+        s.late_by_tl.map((n, i) => (n ? `TL${i + 1}: ${n}` : null)).filter(Boolean).join(" · ")
+        || "—")),
       h("div", { class: `att-stat ${s.no_punch ? "bad" : ""}`, "data-stat": "no_punch",
         title: t("attendance.no_punch_hint") }, h("span", { class: "att-n" },
         fmtNumber(s.no_punch)), h("span", { class: "att-l" }, t("attendance.no_punch"))),
@@ -730,7 +729,6 @@ async function enterLeave(state, presetNip, onDone) {
       { name: "last_day", label: t("attendance.leave_to"), type: "date", value: first,
         required: true },
       { name: "doc_ref", label: t("attendance.leave_doc"), required: true },
-      { name: "reason", label: t("attendance.leave_reason"), type: "textarea" },
     ] });
   if (!values) return;
   const nip = values.nip.replace(/\s+/g, "");
