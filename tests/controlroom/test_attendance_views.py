@@ -167,6 +167,9 @@ def test_a_clerk_runs_the_sync_and_sees_what_simpeg_accepted_and_rejected(simpeg
     assert before["configured"] is True and before["last_pull"] is None
     assert [u["period"] for u in before["uploads"]] == ["2026-11", "2026-12"]
     assert before["uploads"][0]["records"] == 0
+    # Before the first pull there is nobody: an empty day, not an error.
+    empty = client.get("/api/attendance/today", headers={"X-API-Key": CLERK})
+    assert empty.status_code == 200 and empty.json()["skpds"] == []
 
     active = sorted(n for n, e in server.world.employees.items() if e.active)
     refused_nip = active[0]

@@ -84,6 +84,9 @@ def test_machines_presence_and_the_simpeg_sync(new_page, demo: Demo) -> None:
     page.click("#lang")
     page.wait_for_selector("text=Civil servants' attendance")
     page.wait_for_selector("#simpeg-state")
+    assert "answering" in page.inner_text("#simpeg-state")
+    assert page.get_attribute("#recap-xlsx", "href").endswith("lang=en")
+    shot(page, "attendance-en-1920")
 
     laptop = new_page("bkpsdm", viewport=(1366, 768))
     laptop.wait_for_selector("#att-today li[data-sn] [data-online=true]")
