@@ -213,7 +213,8 @@ class LiveFeed:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last: Reading | None = None
-        self._full: list[bytes] = []  # the current full snapshot, encoded once
+        self._full_of: Reading | None = None
+        self._full_events: list[bytes] = []
         self._closed = False
         self._failing = False
         self.stats = FeedStats()
@@ -226,8 +227,9 @@ class LiveFeed:
         self._loop = asyncio.get_running_loop()
         sub = Subscriber(asyncio.Queue(self.queue_max), who)
         if self._task is None or self._task.done():
-            self._last, self._full = None, []  # the first read sends everyone the full picture
+            self._last = None  # the first read sends everyone the full picture
             self._task = self._loop.create_task(self._produce(), name="kota-live-feed")
+            self._task.add_done_callback(_report_failure)
         for event in self._full:  # the producer runs: the current picture at once
             sub.queue.put_nowait(event)
         self._subs.add(sub)
@@ -284,18 +286,31 @@ class LiveFeed:
             await asyncio.sleep(max(0.05, self.period_s - (loop.time() - started)))
         self._task = None
 
+    @property
+    def _full(self) -> list[bytes]:
+        """The current full picture, encoded once per reading and only when someone needs it
+        (a new or resynchronised subscriber): ~200 kB for 1,000 intersections."""
+        reading = self._last
+        if reading is None:
+            return []
+        if self._full_of is not reading:
+            ts = reading.ts.isoformat()
+            self._full_events = [
+                _event("intersections", {"ts": ts, "full": True,
+                                         "intersections": list(reading.intersections.values()),
+                                         "links": self._links}),
+                _event("cameras", {"ts": ts, "full": True,
+                                   "cameras": list(reading.cameras.values())}),
+            ]
+            self._full_of = reading
+        return self._full_events
+
     def _publish(self, reading: Reading) -> None:
         ts = reading.ts.isoformat()
-        full = [
-            _event("intersections", {"ts": ts, "full": True,
-                                     "intersections": list(reading.intersections.values()),
-                                     "links": self._links}),
-            _event("cameras", {"ts": ts, "full": True, "cameras": list(reading.cameras.values())}),
-        ]
         last = self._last
-        self._last, self._full = reading, full
+        self._last = reading
         if last is None or set(last.intersections) != set(reading.intersections):
-            self._fan_out(full)
+            self._fan_out(self._full)
             return
         events = []
         changed = [r for k, r in reading.intersections.items()
@@ -304,7 +319,7 @@ class LiveFeed:
             events.append(_event("intersections", {"ts": ts, "full": False,
                                                    "intersections": changed}))
         if set(last.cameras) != set(reading.cameras):
-            events.append(full[1])
+            events.append(self._full[1])
         else:
             cams = [r for k, r in reading.cameras.items() if r != last.cameras[k]]
             if cams:
@@ -350,6 +365,13 @@ class LiveFeed:
                 yield event
         finally:
             self.unsubscribe(sub)
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    """A producer that died of a bug is logged with its traceback; the next subscriber (the
+    pages reconnect when the heartbeats stop) starts a new one."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("live feed producer failed", exc_info=task.exception())
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -62,9 +62,14 @@ const strings = {
 function newStats() {
   const stats = {
     events: 0, fullSnapshots: 0, applied: 0, lastAppliedAt: null, lastDataTs: null,
-    connected: false, intersections: 0, latenciesMs: [],
-    /** The latency samples since the last call (ms from telemetry time to the frame showing it). */
-    take() { const out = stats.latenciesMs; stats.latenciesMs = []; return out; },
+    connected: false, intersections: 0, latenciesMs: [], serverMs: [],
+    /** The latency samples since the last call: ms from telemetry time to the frame showing
+     * it (total), and of that the part before the server sent it (server: event ts − telemetry ts). */
+    take() {
+      const out = { total: stats.latenciesMs, server: stats.serverMs };
+      stats.latenciesMs = []; stats.serverMs = [];
+      return out;
+    },
   };
   return stats;
 }
@@ -234,9 +239,6 @@ function mount(el) {
     n.g.setAttribute("data-updated", rec.updated || "");
     n.g.setAttribute("data-signal", rec.signal || "");
     n.g.setAttribute("data-load", ds === null ? "" : String(ds));
-    n.title.textContent = `${rec.name} (${rec.id}) — ${t(`map.state.${rec.state}`)}; DS ${
-      ds === null ? t("map.no_load") : fmtNumber(ds, 2)}; ${t("map.signal")} ${rec.signal || "—"}; ${
-      t("map.alarms")} ${rec.alarms}`;
     if (rec.updated && appliedAt) {
       const lag = appliedAt - Date.parse(rec.updated);
       if (Number.isFinite(lag) && stats.latenciesMs.length < LATENCY_SAMPLES_MAX) {
@@ -329,6 +331,16 @@ function mount(el) {
           ? camList.map((c) => `${c.name} (${t(`map.camera.${c.state}`)})`).join(", ") : "—")));
   }
 
+  /** The tooltip is written when pointed at, not on every update (1,000 a second). */
+  function tooltip(id) {
+    const n = nodes.get(id);
+    if (!n || !n.data) return;
+    const rec = n.data;
+    n.title.textContent = `${rec.name} (${rec.id}) — ${t(`map.state.${rec.state}`)}; DS ${
+      rec.load === null || rec.load === undefined ? t("map.no_load") : fmtNumber(rec.load, 2)}; ${
+      t("map.signal")} ${rec.signal || "—"}; ${t("map.alarms")} ${rec.alarms}`;
+  }
+
   function nodeOf(target) {
     const g = target && target.closest ? target.closest("g.node") : null;
     return g ? g.getAttribute("data-id") : null;
@@ -336,6 +348,7 @@ function mount(el) {
   svg.addEventListener("mouseover", (ev) => {
     const id = nodeOf(ev.target);
     if (id && id !== hovered) { hovered = id; showInfo(id); }
+    if (id) tooltip(id);
   });
   svg.addEventListener("focusin", (ev) => {
     const id = nodeOf(ev.target);
@@ -364,7 +377,13 @@ function mount(el) {
         stats.intersections = data.intersections.length;
         empty.hidden = data.intersections.length > 0;
       }
-      for (const rec of data.intersections) pending.set(rec.id, rec);
+      const sentAt = Date.parse(data.ts);
+      for (const rec of data.intersections) {
+        pending.set(rec.id, rec);
+        if (!data.full && rec.updated && stats.serverMs.length < LATENCY_SAMPLES_MAX) {
+          stats.serverMs.push(sentAt - Date.parse(rec.updated));
+        }
+      }
       stamp(data.ts);
       if (!frame) frame = requestAnimationFrame(applyPending);
     },
