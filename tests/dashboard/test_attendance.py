@@ -110,6 +110,10 @@ def test_recap_explained_downloaded_and_a_leave_changes_only_its_employee(new_pa
                            "=== n", arg=len(before))
     assert page.locator("#recap-skpds tbody tr").count() == 3
     assert page.input_value("#recap-month") == month
+    page.select_option("#recap-sort", "cut")  # the largest cut first
+    worst = min(before.values(), key=lambda e: (-e["cut_pct"], e["nip"]))
+    assert page.get_attribute("#recap-employees tbody tr:first-child", "data-nip") == worst["nip"]
+    page.select_option("#recap-sort", "nip")
 
     with page.expect_download() as xlsx:
         page.click("#recap-xlsx")

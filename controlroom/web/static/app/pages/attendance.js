@@ -38,7 +38,7 @@ const strings = {
     "attendance.late": "Terlambat (TL)",
     "attendance.no_punch": "Belum/tidak absen",
     "attendance.no_punch_hint": "Belum ada absen yang dihitung; menjadi TK (tanpa keterangan) bila hari berakhir tanpa absen.",
-    "attendance.on_leave": "Cuti/DL/izin",
+    "attendance.on_leave": "Cuti / DL / izin",
     "attendance.off": "Libur",
     "attendance.show_staff": "Lihat pegawai",
     "attendance.hide_staff": "Tutup daftar",
@@ -92,6 +92,10 @@ const strings = {
     "attendance.name": "Nama",
     "attendance.nip": "NIP",
     "attendance.filter": "Cari nama atau NIP",
+    "attendance.sort": "Urutkan",
+    "attendance.sort.nip": "NIP",
+    "attendance.sort.cut": "Potongan terbesar",
+    "attendance.sort.name": "Nama",
     "attendance.no_recap": "Belum ada rekap untuk bulan ini (belum dihitung).",
     "attendance.rules": "Aturan potongan yang berlaku",
     "attendance.rule_tl": "Terlambat (TL)",
@@ -174,7 +178,7 @@ const strings = {
     "attendance.late": "Late (TL)",
     "attendance.no_punch": "No punch (yet)",
     "attendance.no_punch_hint": "No counted punch yet; becomes TK (absent without leave) if the day ends without one.",
-    "attendance.on_leave": "Leave/duty/permit",
+    "attendance.on_leave": "Leave / duty",
     "attendance.off": "Day off",
     "attendance.show_staff": "Show staff",
     "attendance.hide_staff": "Hide list",
@@ -228,6 +232,10 @@ const strings = {
     "attendance.name": "Name",
     "attendance.nip": "NIP",
     "attendance.filter": "Search name or NIP",
+    "attendance.sort": "Sort by",
+    "attendance.sort.nip": "NIP",
+    "attendance.sort.cut": "Largest cut",
+    "attendance.sort.name": "Name",
     "attendance.no_recap": "No recap for this month yet (not computed).",
     "attendance.rules": "Cut rules in force",
     "attendance.rule_tl": "Late (TL)",
@@ -587,6 +595,8 @@ async function renderRecap(box, state) {
   const xlsx = h("a", { class: "button", id: "recap-xlsx", download: "" }, t("attendance.download_xlsx"));
   const csv = h("a", { class: "button", id: "recap-csv", download: "" }, t("attendance.download_csv"));
   const filter = h("input", { type: "search", id: "recap-filter", placeholder: t("attendance.filter") });
+  const sort = h("select", { id: "recap-sort", name: "sort" }, ["nip", "cut", "name"].map((k) =>
+    h("option", { value: k }, t(`attendance.sort.${k}`))));
   const answer = h("p", { id: "recap-answer", role: "status" });
   const body = h("div", { id: "recap-body" }, t("core.loading"));
   const rulesBox = h("div", { id: "recap-rules", class: "panel att-rules" });
@@ -600,7 +610,8 @@ async function renderRecap(box, state) {
   const tools = h("div", { class: "row att-tools" },
     h("label", {}, h("span", {}, t("attendance.month")), monthInput),
     h("label", {}, h("span", {}, t("attendance.skpd")), skpdSelect),
-    h("label", {}, h("span", {}, t("attendance.name")), filter), xlsx, csv);
+    h("label", {}, h("span", {}, t("attendance.name")), filter),
+    h("label", {}, h("span", {}, t("attendance.sort")), sort), xlsx, csv);
   if (hasRole(...CLERK)) {
     const button = h("button", { type: "button", class: "danger", id: "recap-recompute" },
       t("attendance.recompute"));
@@ -631,9 +642,11 @@ async function renderRecap(box, state) {
   links();
 
   let recap = null;
-  const draw = () => drawRecap(body, recap, state, skpdSelect.value, filter.value.trim());
+  const draw = () => drawRecap(body, recap, state, skpdSelect.value, filter.value.trim(),
+    sort.value);
   skpdSelect.addEventListener("change", () => { links(); draw(); });
   filter.addEventListener("input", draw);
+  sort.addEventListener("change", draw);
   async function load() {
     try {
       const [data, rules] = await Promise.all([
@@ -666,7 +679,13 @@ function renderRules(box, r) {
         h("li", {}, t("attendance.rule_grace", { min: r.grace_min }))))));
 }
 
-function drawRecap(body, recap, state, skpd, needle) {
+const SORTS = {
+  nip: (a, b) => a.nip.localeCompare(b.nip),
+  cut: (a, b) => (b.cut_pct - a.cut_pct) || a.nip.localeCompare(b.nip),
+  name: (a, b) => a.name.localeCompare(b.name) || a.nip.localeCompare(b.nip),
+};
+
+function drawRecap(body, recap, state, skpd, needle, order) {
   clear(body);
   if (!recap.employees.length) {
     body.append(h("p", { class: "empty" }, t("attendance.no_recap")));
@@ -693,7 +712,8 @@ function drawRecap(body, recap, state, skpd, needle) {
       h("td", { class: "num" }, pct(s.cut_pct_mean)))))));
   const low = needle.toLowerCase();
   const rows = recap.employees.filter((e) => (!skpd || e.skpd === skpd)
-    && (!low || e.name.toLowerCase().includes(low) || e.nip.includes(low)));
+    && (!low || e.name.toLowerCase().includes(low) || e.nip.includes(low)))
+    .sort(SORTS[order] || SORTS.nip);
   body.append(h("h3", {}, `${t("attendance.per_employee")} (${rows.length})`),
     h("div", { class: "att-scroll tall" }, h("table", { id: "recap-employees" },
       h("thead", {}, h("tr", {}, h("th", {}, t("attendance.nip")), h("th", {}, t("attendance.name")),
