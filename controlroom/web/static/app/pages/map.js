@@ -34,6 +34,8 @@ const strings = {
     "map.mode": "Mode", "map.updated": "Telemetri", "map.hover": "Arahkan ke simpang untuk rinciannya; klik untuk membukanya.",
     "map.total": "Jumlah", "map.no_load": "belum dihitung", "map.details": "Rincian",
     "map.disconnected": "Terputus",
+    "map.mode.central": "Terpusat", "map.mode.local_fixed": "Lokal, waktu tetap",
+    "map.mode.local_actuated": "Lokal, teraktuasi", "map.mode.flash": "Kedip", "map.mode.off": "Padam",
   },
   en: {
     "map.nav": "City map", "map.title": "City intersection map",
@@ -56,6 +58,8 @@ const strings = {
     "map.mode": "Mode", "map.updated": "Telemetry", "map.hover": "Point at an intersection for its details; click to open it.",
     "map.total": "Total", "map.no_load": "not computed yet", "map.details": "Details",
     "map.disconnected": "Disconnected",
+    "map.mode.central": "Central", "map.mode.local_fixed": "Local, fixed time",
+    "map.mode.local_actuated": "Local, actuated", "map.mode.flash": "Flash", "map.mode.off": "Off",
   },
 };
 
@@ -324,7 +328,7 @@ function mount(el) {
       h("dl", {},
         h("dt", {}, t("map.load")), h("dd", {}, ds === null || ds === undefined ? t("map.no_load") : fmtNumber(ds, 2)),
         h("dt", {}, t("map.signal")), h("dd", { class: "signal" }, rec.signal || "—"),
-        h("dt", {}, t("map.mode")), h("dd", {}, rec.mode || "—"),
+        h("dt", {}, t("map.mode")), h("dd", {}, rec.mode ? t(`map.mode.${rec.mode}`) : "—"),
         h("dt", {}, t("map.alarms")), h("dd", {}, String(rec.alarms)),
         h("dt", {}, t("map.updated")), h("dd", {}, fmtTime(rec.updated)),
         h("dt", {}, t("map.cameras")), h("dd", {}, camList.length
