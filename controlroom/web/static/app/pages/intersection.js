@@ -46,7 +46,7 @@ const strings = {
     "ix.detectors": "Detektor dan antrean", "ix.det": "Det.", "ix.det_phase": "Fase",
     "ix.count": "Hitungan/dtk", "ix.flow": "Arus (kend/jam)", "ix.occupancy": "Okupansi",
     "ix.queue": "Antrean (perkiraan)", "ix.fault": "Gangguan", "ix.ok": "Baik",
-    "ix.flowing": "mengalir", "ix.queue_veh": "≈ {n} kend.", "ix.standing": "berdiri di atas loop",
+    "ix.flowing": "mengalir", "ix.queue_veh": "≈ {n} kend.", "ix.queue_veh_min": "≥ {n} kend.", "ix.standing": "berdiri di atas loop",
     "ix.queue_note": "Antrean = arus terukur × lama merah fasenya (kedatangan merata); fase detektor dipelajari dari hitungan saat hijau dalam 1 jam terakhir.",
     "ix.no_detectors": "Tidak ada data detektor.",
     "ix.alarms": "Alarm terbuka", "ix.no_alarms": "Tidak ada alarm terbuka.",
@@ -102,7 +102,7 @@ const strings = {
     "ix.detectors": "Detectors and queues", "ix.det": "Det.", "ix.det_phase": "Phase",
     "ix.count": "Count/s", "ix.flow": "Flow (veh/h)", "ix.occupancy": "Occupancy",
     "ix.queue": "Queue (estimate)", "ix.fault": "Fault", "ix.ok": "OK",
-    "ix.flowing": "flowing", "ix.queue_veh": "≈ {n} veh", "ix.standing": "standing on the loop",
+    "ix.flowing": "flowing", "ix.queue_veh": "≈ {n} veh", "ix.queue_veh_min": "≥ {n} veh", "ix.standing": "standing on the loop",
     "ix.queue_note": "Queue = measured flow × how long its phase has been red (even arrivals); a detector's phase is learned from its counts during green over the last hour.",
     "ix.no_detectors": "No detector data.",
     "ix.alarms": "Open alarms", "ix.no_alarms": "No open alarms.",
@@ -185,31 +185,39 @@ function samePlan(a, b) {
 
 // ------------------------------------------------------------------ charts (SVG, no library)
 
-function niceMax(v) {
-  if (!(v > 0)) return 1;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+/** A round grid step for values up to `v` (about four lines): 1, 2, 2.5 or 5 × 10^k. */
+function niceStep(v) {
+  const raw = v / 4;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  for (const m of [1, 2, 2.5, 5]) if (m * p >= raw) return m * p;
   return 10 * p;
 }
 
 /** A line chart: series [{label, values (null = gap), color, bold}], x labels from buckets. */
-function lineChart({ buckets, series, id }) {
+function lineChart({ buckets, bucketS, series, id, minTop = 1 }) {
   const W = 640; const H = 220; const L = 48; const R = 10; const T = 10; const B = 26;
   const all = series.flatMap((s) => s.values).filter((v) => v !== null && v !== undefined);
-  const top = niceMax(Math.max(0, ...all));
+  const step = niceStep(Math.max(minTop, ...all));
+  const top = step * Math.max(1, Math.ceil(Math.max(minTop, ...all) / step));
+  const digits = Number.isInteger(step) ? 0 : Number.isInteger(step * 10) ? 1 : 2;
   const n = buckets.length;
   const x = (k) => L + (n <= 1 ? 0 : (k * (W - L - R)) / (n - 1));
   const y = (v) => T + (H - T - B) * (1 - v / top);
   const svg = h("svg:svg", { viewBox: `0 0 ${W} ${H}`, class: "ix-chart", role: "img", id,
     "aria-label": series.map((s) => s.label).join(", ") });
-  for (let g = 0; g <= 4; g++) {
-    const v = (top * g) / 4;
+  for (let g = 0; g * step <= top + 1e-9; g++) {
+    const v = g * step;
     svg.append(h("svg:line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }),
-      h("svg:text", { x: L - 6, y: y(v) + 4, class: "tick", "text-anchor": "end" }, num(v, v < 10 && v % 1 ? 1 : 0)));
+      h("svg:text", { x: L - 6, y: y(v) + 4, class: "tick", "text-anchor": "end" }, num(v, Number.isInteger(v) ? 0 : digits)));
   }
-  const stride = Math.max(1, Math.ceil(n / 7));
-  for (let k = 0; k < n; k += stride) {
-    svg.append(h("svg:text", { x: x(k), y: H - 8, class: "tick", "text-anchor": "middle" },
+  // Time labels on round times (every 5, 10, 15, 30 … minutes), at most eight of them.
+  const span = n * bucketS;
+  const labelEvery = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600]
+    .find((s) => s >= bucketS && span / s <= 8) || span;
+  for (let k = 0; k < n; k++) {
+    if ((Date.parse(buckets[k]) / 1000) % labelEvery !== 0) continue;
+    const anchor = x(k) > W - R - 24 ? "end" : x(k) < L + 24 ? "start" : "middle";
+    svg.append(h("svg:text", { x: x(k), y: H - 8, class: "tick", "text-anchor": anchor },
       hhmm(buckets[k])));
   }
   for (const s of series) {
@@ -222,7 +230,7 @@ function lineChart({ buckets, series, id }) {
     });
     if (d) {
       svg.append(h("svg:path", { d, fill: "none", stroke: s.color, "stroke-width": s.bold ? 3 : 1.5,
-        "stroke-linejoin": "round", "data-series": s.label }));
+        "stroke-linejoin": "round", "data-series": s.label }, h("svg:title", {}, s.label)));
     }
     // A lone point between gaps would be invisible as a path.
     s.values.forEach((v, k) => {
@@ -458,7 +466,9 @@ function mountIntersection(el, id) {
         if (WAITING.has(lamp) && flow !== null && flow !== undefined) {
           const seen = state.lamps[phase];
           const red_s = seen ? ((seen.now || seen.waitingSince) - seen.waitingSince) / 1000 : 0;
-          queue = t("ix.queue_veh", { n: num((flow * red_s) / 3600, 0) }) + (seen && !seen.waitKnown ? "+" : "");
+          // Red since before the page opened: what it saw is a lower bound.
+          queue = t(seen && !seen.waitKnown ? "ix.queue_veh_min" : "ix.queue_veh",
+            { n: num((flow * red_s) / 3600, 0) });
         } else if (lamp === "G") {
           queue = t("ix.flowing");
         }
@@ -564,9 +574,9 @@ function mountIntersection(el, id) {
     const any = hist.flow_total_veh_h.some((v) => v !== null) || hist.wait_mean_s.some((v) => v !== null);
     clear(chartBox).append(...(any ? [
       h("figure", {}, h("figcaption", {}, t("ix.flow_chart")),
-        lineChart({ buckets: hist.buckets, series: flowSeries, id: "ix-flow-chart" })),
+        lineChart({ buckets: hist.buckets, bucketS: hist.bucket_s, series: flowSeries, id: "ix-flow-chart", minTop: 100 })),
       h("figure", {}, h("figcaption", {}, t("ix.wait_chart")),
-        lineChart({ buckets: hist.buckets, series: waitSeries, id: "ix-wait-chart" }),
+        lineChart({ buckets: hist.buckets, bucketS: hist.bucket_s, series: waitSeries, id: "ix-wait-chart", minTop: 10 }),
         h("p", { class: "muted" }, t("ix.wait_note"))),
     ] : [h("p", { class: "muted" }, t("ix.no_history"))]));
     if (state.data) renderDetectors(state.data);
