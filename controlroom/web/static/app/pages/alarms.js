@@ -65,7 +65,7 @@ const strings = {
     "alarms.shown": "{n} alarm ditampilkan", "alarms.edge": "edge {id}",
     "alarms.view_only": "Peran Anda dapat melihat alarm; mengakui: operator, supervisor, admin.",
     "alarms.auto_clear": "Alarm selesai sendiri saat kondisinya pulih; pengakuan tidak menutup alarm.",
-    "alarms.text_en_only": "(teks dari sistem dalam bahasa Inggris)",
+    "alarms.text_en_only": "Rincian alarm lalu lintas tertulis dalam bahasa Inggris.",
   },
   en: {
     "alarms.nav": "Alarms", "alarms.title": "Alarms",
@@ -137,6 +137,7 @@ function mount(el, params) {
   const status = h("p", { class: "error", role: "alert" });
   const summary = h("p", { class: "muted", id: "alarm-summary" });
   const body = h("tbody", { id: "alarm-rows" });
+  const englishNote = h("span", { id: "alarm-en-note" });
   const filters = {
     kind: h("select", { id: "f-kind", "aria-label": t("alarms.kind") },
       h("option", { value: "" }, t("alarms.kind.all")),
@@ -167,7 +168,8 @@ function mount(el, params) {
       h("label", {}, h("span", {}, t("alarms.ack_filter")), filters.acked),
       historyOnly,
       h("label", { class: "grow" }, h("span", {}, t("alarms.search")), filters.q)),
-    h("p", { class: "muted" }, t("alarms.auto_clear"), " ", mayAck ? "" : t("alarms.view_only")),
+    h("p", { class: "muted" }, t("alarms.auto_clear"), " ", mayAck ? "" : t("alarms.view_only"), " ",
+      englishNote),
     status,
     h("table", { class: "alarm-table", id: "alarm-table" },
       h("thead", {}, h("tr", {}, ["severity", "source", "alarm", "since", "state", "ack"].map((k) =>
@@ -229,6 +231,9 @@ function mount(el, params) {
     } else {
       summary.textContent = t("alarms.shown", { n: shown.length });
     }
+    // Traffic alarm texts exist in English only (controlroom/traffic/alarms.py): say so once.
+    englishNote.textContent = lang() === "id" && shown.some((a) => !a.text_id)
+      ? t("alarms.text_en_only") : "";
     clear(body);
     if (!shown.length) {
       body.append(h("tr", {}, h("td", { colspan: 6, class: "empty" },
@@ -242,8 +247,8 @@ function mount(el, params) {
       h("td", {}, h("span", { class: `badge ${SEVERITY_BADGE[a.severity] || "off"}` },
         t(`alarms.severity.${a.severity}`))),
       sourceCell(a),
-      h("td", {}, h("strong", {}, alarmTitle(a.code)), h("div", { class: "alarm-text" }, text),
-        lang() === "id" && !a.text_id ? h("div", { class: "muted" }, t("alarms.text_en_only")) : null),
+      h("td", {}, h("strong", {}, alarmTitle(a.code)), h("div", { class: "alarm-text",
+        lang: a.text_id || lang() === "en" ? null : "en" }, text)),
       h("td", {}, fmtDateTime(a.opened_at), h("div", { class: "muted" },
         a.state === "open" ? t("alarms.duration", { d: duration(a.opened_at) })
           : t("alarms.lasted", { d: duration(a.opened_at, a.cleared_at) }))),
