@@ -135,12 +135,27 @@ function mount(el, params) {
       return { at: r.at, who: r.user_name, role: r.role, action: r.action, target: r.target,
         outcome: r.outcome, before: r.before, after: r.after, detail: r.detail };
     }
-    const d = r.detail || {};
-    const hasChange = d && typeof d === "object" && ("before" in d || "after" in d);
-    const rest = hasChange ? Object.fromEntries(Object.entries(d).filter(([k]) => k !== "before" && k !== "after")) : d;
+    // The payroll store writes changes as {before, after} (leave, days) or as
+    // {changes: {field: [old, new]}} (employees from SIMPEG); both read as before → after.
+    const d = r.detail && typeof r.detail === "object" ? r.detail : {};
+    let before = null;
+    let after = null;
+    const rest = { ...d };
+    if ("before" in d || "after" in d) {
+      before = d.before ?? null;
+      after = d.after ?? null;
+      delete rest.before;
+      delete rest.after;
+    } else if (d.changes && typeof d.changes === "object") {
+      before = {};
+      after = {};
+      for (const [k, v] of Object.entries(d.changes)) {
+        [before[k], after[k]] = Array.isArray(v) ? v : [null, v];
+      }
+      delete rest.changes;
+    }
     return { at: r.at, who: r.actor, role: null, action: r.action, target: r.subject,
-      outcome: null, before: hasChange ? d.before ?? null : null, after: hasChange ? d.after ?? null : null,
-      detail: Object.keys(rest || {}).length ? rest : null };
+      outcome: null, before, after, detail: Object.keys(rest).length ? rest : null };
   }
 
   async function load() {
