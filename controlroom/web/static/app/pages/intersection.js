@@ -23,7 +23,7 @@ const strings = {
     "ix.source": "Sumber waktu", "ix.online": "daring", "ix.offline": "luring",
     "ix.unknown_id": "Simpang {id} tidak dikenal.", "ix.age": "data {age} s lalu",
     "ix.signal": "Sinyal per fase", "ix.phase": "Fase {n}", "ix.cycle": "Waktu siklus {t} dari {c} s",
-    "ix.cycle_local": "Waktu siklus {t} s (rencana lokal)",
+    "ix.cycle_local": "Waktu siklus {t} s (rencana lokal)", "ix.cycle_only": "Waktu siklus {t} s",
     "ix.since": "sejak {s} s", "ix.since_min": "sejak ≥ {s} s", "ix.split": "split {s} s",
     "ix.left": "sisa ≈ {s} s", "ix.green_in": "hijau dalam ≈ {s} s", "ix.over_split": "melewati split",
     "ix.no_signal": "Tidak ada keadaan sinyal terkini (simpang luring atau data basi).",
@@ -55,7 +55,8 @@ const strings = {
     "ix.total": "Total", "ix.mean": "Rata-rata", "ix.no_history": "Belum ada data tersimpan.",
     "ix.wait_note": "Tunggu = waktu dari kedatangan saat merah/kuning sampai hijau berikutnya, kendaraan datang merata (batas bawah).",
     "ix.override": "Override sinyal", "ix.override_none": "Tidak ada override aktif.",
-    "ix.override_active": "{action} oleh {user} ({role}) sejak {from}, berakhir {until}",
+    "ix.override_active": "{action} oleh {user} ({role}) sejak {from}, berakhir {until} ({left})",
+    "ix.left_min": "sisa {m} mnt", "ix.left_s": "sisa {s} dtk",
     "ix.override_reason": "Alasan: {r}",
     "act.hold": "Tahan fase", "act.force": "Paksa fase", "act.plan": "Ganti rencana",
     "act.flash": "Kedip", "act.release": "Lepas override",
@@ -79,7 +80,7 @@ const strings = {
     "ix.source": "Timing source", "ix.online": "online", "ix.offline": "offline",
     "ix.unknown_id": "Intersection {id} is not known.", "ix.age": "data {age} s old",
     "ix.signal": "Signal per phase", "ix.phase": "Phase {n}", "ix.cycle": "Cycle time {t} of {c} s",
-    "ix.cycle_local": "Cycle time {t} s (local plan)",
+    "ix.cycle_local": "Cycle time {t} s (local plan)", "ix.cycle_only": "Cycle time {t} s",
     "ix.since": "for {s} s", "ix.since_min": "for ≥ {s} s", "ix.split": "split {s} s",
     "ix.left": "≈ {s} s left", "ix.green_in": "green in ≈ {s} s", "ix.over_split": "past its split",
     "ix.no_signal": "No current signal state (intersection offline or data stale).",
@@ -111,7 +112,8 @@ const strings = {
     "ix.total": "Total", "ix.mean": "Mean", "ix.no_history": "No stored data yet.",
     "ix.wait_note": "Wait = time from arriving at red/yellow to the next green, vehicles arriving evenly (a lower bound).",
     "ix.override": "Signal override", "ix.override_none": "No active override.",
-    "ix.override_active": "{action} by {user} ({role}) since {from}, ends {until}",
+    "ix.override_active": "{action} by {user} ({role}) since {from}, ends {until} ({left})",
+    "ix.left_min": "{m} min left", "ix.left_s": "{s} s left",
     "ix.override_reason": "Reason: {r}",
     "act.hold": "Hold phase", "act.force": "Force phase", "act.plan": "Switch plan",
     "act.flash": "Flash", "act.release": "Release override",
@@ -149,8 +151,11 @@ function overrideText(ov) {
   const what = ov.action === "hold" || ov.action === "force"
     ? `${t(`ov.${ov.action}`)} ${ov.phase ? t("ov.phase", { n: ov.phase }) : ""}`.trim()
     : t(`ov.${ov.action}`);
+  const left_s = (Date.parse(ov.expires_at) - Date.now()) / 1000;
+  const left = left_s >= 60 ? t("ix.left_min", { m: num(Math.round(left_s / 60), 0) })
+    : t("ix.left_s", { s: secs(left_s) });
   return t("ix.override_active", { action: what, user: ov.user, role: t(`role.${ov.role}`),
-    from: fmtTime(ov.created_at), until: fmtDateTime(ov.expires_at) });
+    from: fmtTime(ov.created_at), until: fmtDateTime(ov.expires_at), left });
 }
 
 function kv(rows) {
@@ -378,10 +383,11 @@ function mountIntersection(el, id) {
     });
     if (live.cycle_timer_s !== null && live.cycle_timer_s !== undefined && live.mode !== "flash"
       && live.mode !== "off") {
-      const local = live.mode !== "central" || !sent;
-      signalBox.append(h("p", { class: "muted", id: "ix-cycle" }, local
-        ? t("ix.cycle_local", { t: num(live.cycle_timer_s, 0) })
-        : t("ix.cycle", { t: num(live.cycle_timer_s, 0), c: num(sent.cycle_s, 0) })));
+      const timer = num(live.cycle_timer_s, 0);
+      let text = t("ix.cycle_only", { t: timer });
+      if (live.mode === "local_fixed" || live.mode === "local_actuated") text = t("ix.cycle_local", { t: timer });
+      else if (sent) text = t("ix.cycle", { t: timer, c: num(sent.cycle_s, 0) });
+      signalBox.append(h("p", { class: "muted", id: "ix-cycle" }, text));
     }
   }
 
@@ -420,7 +426,7 @@ function mountIntersection(el, id) {
       planBox.append(h("h3", {}, `${d.override && !operator ? t("ix.plan_last") : t("ix.plan_now")} — ${srcText(operator ? "operator_override" : sent.sent_source)}`),
         kv([...planRows(sent), [t("ix.sent_at"), fmtTime(sent.sent_at)],
           live.controller_plan ? [t("ix.controller_plan"), String(live.controller_plan)] : null]));
-    } else {
+    } else if (!(plan.sent && d.override)) {
       planBox.append(h("p", { class: "muted" }, t("ix.no_plan")));
     }
     const c = d.computed;
