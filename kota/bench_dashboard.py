@@ -204,6 +204,7 @@ class DashboardOptions:
     database_url: str | None = None
     seed: int = 1
     keep_dir: bool = False
+    screenshot: Path | None = None
 
 
 def _summary(values: Sequence[float]) -> dict[str, Any]:
@@ -401,6 +402,10 @@ class DashboardBench:
         self.page = page
         self._until(self._all_drawn(), READY_TIMEOUT_S)
         self._until("document.querySelector('#map-conn[data-conn=open]')")
+        if self.o.screenshot is not None:
+            time.sleep(2.0)
+            page.screenshot(path=str(self.o.screenshot))
+            self.say(f"screenshot of the map: {self.o.screenshot}")
 
     def failed_child(self) -> str | None:
         for child in self.children:
@@ -656,7 +661,8 @@ def bench_dashboard(args: argparse.Namespace) -> int:
         intersections=args.intersections, seconds=args.seconds, warmup_s=args.warmup,
         clicks=args.clicks, change_s=args.signal_change, plan_interval_s=args.plan_interval,
         viewport=(args.width, args.height), chromium=args.chromium, mqtt_url=args.mqtt,
-        database_url=args.database, seed=args.seed, keep_dir=args.keep)
+        database_url=args.database, seed=args.seed, keep_dir=args.keep,
+        screenshot=args.screenshot)
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -739,6 +745,8 @@ def add_parser(bench_subparsers: argparse._SubParsersAction) -> argparse.Argumen
                    "(default 1)")
     p.add_argument("--keep", action="store_true",
                    help="keep the run directory (settings files and logs)")
+    p.add_argument("--screenshot", type=Path, metavar="PNG",
+                   help="save a screenshot of the map once it shows the city")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object of figures as the last line")
     return p
