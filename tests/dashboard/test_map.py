@@ -110,6 +110,8 @@ def test_the_map_on_a_laptop_in_english(new_page, demo) -> None:
     assert "Adaptive" in legend and "Local fallback" in legend and "Offline" in legend
     box = page.locator("#map-svg").bounding_box()
     assert box is not None and box["width"] > 700 and box["y"] + box["height"] <= 768
+    # The map fills the laptop's window: no scrolling to see the city.
+    assert page.evaluate("document.documentElement.scrollHeight") <= 768
     page.hover("#map-svg g.node .dot")
     page.wait_for_selector("#map-info dl")
     assert "Degree of saturation" in page.inner_text("#map-info")

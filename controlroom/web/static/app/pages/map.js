@@ -135,8 +135,19 @@ function mount(el) {
     h("h2", {}, t("map.details")),
     info);
 
-  el.append(h("div", { class: "map-wrap" }, side,
-    h("div", { class: "map-stage" }, banner, empty, svg)));
+  const wrap = h("div", { class: "map-wrap" }, side,
+    h("div", { class: "map-stage" }, banner, empty, svg));
+  el.append(wrap);
+  // The map fills the window below the header, whatever the header's height (its menu wraps
+  // on a laptop).
+  const fit = () => {
+    const top = wrap.getBoundingClientRect().top + window.scrollY;
+    const main = wrap.closest("main");
+    const below = main ? parseFloat(getComputedStyle(main).paddingBottom) || 0 : 0;
+    wrap.style.height = `${Math.max(420, window.innerHeight - top - below - 2)}px`;
+  };
+  fit();
+  window.addEventListener("resize", fit);
 
   // ------------------------------------------------------------------ drawing
 
@@ -415,6 +426,7 @@ function mount(el) {
   return () => {
     live.close();
     resize.disconnect();
+    window.removeEventListener("resize", fit);
     if (frame) cancelAnimationFrame(frame);
     if (window.kotaMapStats === stats) delete window.kotaMapStats;
   };
