@@ -78,7 +78,8 @@ def test_live_phases_detectors_and_the_last_hour(new_page, demo: Demo) -> None:
     page.wait_for_selector("#ix-list a[href='#/intersection/J2']")
 
 
-def test_refusal_shown_flash_followed_then_released_and_audited(browser, demo: Demo) -> None:
+def test_refusal_shown_flash_followed_then_released_and_audited(browser, new_page,
+                                                              demo: Demo) -> None:
     # Own context: the browser logs the refused plan's 422 as a console error, which is expected
     # here; any other error still fails the test.
     ctx = browser.new_context(viewport={"width": 1920, "height": 1080}, base_url=demo.base)
@@ -91,13 +92,20 @@ def test_refusal_shown_flash_followed_then_released_and_audited(browser, demo: D
         page.set_default_timeout(10_000)
         page.goto("/")
         login(page, "operator", demo.users["operator"])
-        flash_and_release(page, demo)
+        reason = flash_and_release(page, demo)
     finally:
         ctx.close()
     assert not errors, errors
+    # The supervisor's audit page lists both, under the operator's name.
+    supervisor = new_page("supervisor")
+    supervisor.goto("/#/audit")
+    for action in ("override_flash", "override_release"):
+        supervisor.wait_for_selector(f"#audit-rows tr[data-action={action}][data-who=operator]"
+                                     f":has-text('{reason}')")
 
 
-def flash_and_release(page, demo: Demo) -> None:
+def flash_and_release(page, demo: Demo) -> str:
+    """The operator's session: a refused plan, then a flash and its release; returns the reason."""
     page.goto("/#/intersection/J2")
     page.wait_for_selector(".ix-phase")
     # A refused plan (its splits add up to 50 s, not the 40 s cycle): the page says why.
@@ -139,6 +147,7 @@ def flash_and_release(page, demo: Demo) -> None:
             if r["target"] == "J2" and r["outcome"] == "done" and reason in r["detail"]]
     assert ("override_flash", "operator", "operator", reason) in done
     assert ("override_release", "operator", "operator", f"{reason} selesai") in done
+    return reason
 
 
 def test_hold_keeps_the_phase_green_past_its_split(new_page, demo: Demo) -> None:
