@@ -537,7 +537,8 @@ function mountIntersection(el, id) {
     }
     state.data = d;
     state.nPhases = d.phases || (d.live && d.live.signal ? d.live.signal.length : 0);
-    if (d.live && d.live.signal) track(d.live);
+    // Time in a lamp is counted from what the page saw: a silence starts the count again.
+    if (d.live && d.live.signal) track(d.live); else state.lamps = {};
     renderBadges(d);
     renderSignal(d);
     renderPlan(d);
