@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -401,7 +401,11 @@ def live_router(app: FastAPI, gate: Gate, store: Store, traffic: TrafficService 
         # A session's check reads the database: off the event loop.
         operator = await run_in_threadpool(gate.require, request,
                                            "the live feed shows the whole city")
-        sub = feed.subscribe(operator.user)
+        try:
+            sub = feed.subscribe(operator.user)
+        except RuntimeError as exc:
+            raise HTTPException(503, "the control room is stopping; the page reconnects "
+                                "when it is back") from exc
         return StreamingResponse(feed.stream(sub), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache, no-transform",
                                           "X-Accel-Buffering": "no"})
