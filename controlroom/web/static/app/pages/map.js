@@ -246,14 +246,14 @@ function mount(el) {
       const frac = ds === null ? 0 : Math.max(0, Math.min(1, ds));
       n.load.setAttribute("stroke-dasharray", `${frac * n.ringC} ${n.ringC}`);
       n.load.classList.toggle("saturated", ds !== null && ds >= SATURATED);
+      n.g.setAttribute("data-load", ds === null ? "" : String(ds));
     }
     if (!before || before.alarms !== rec.alarms) {
       n.badge.toggleAttribute("hidden", !rec.alarms);
       n.badgeText.textContent = rec.alarms > 99 ? "99+" : String(rec.alarms || "");
     }
     n.g.setAttribute("data-updated", rec.updated || "");
-    n.g.setAttribute("data-signal", rec.signal || "");
-    n.g.setAttribute("data-load", ds === null ? "" : String(ds));
+    if (!before || before.signal !== rec.signal) n.g.setAttribute("data-signal", rec.signal || "");
     if (rec.updated && appliedAt) {
       const lag = appliedAt - Date.parse(rec.updated);
       if (Number.isFinite(lag) && stats.latenciesMs.length < LATENCY_SAMPLES_MAX) {
