@@ -53,6 +53,7 @@ from edge.contract import (
     Kind,
     OverrideBody,
     PlanBody,
+    SignalState,
     TrafficCommand,
     TrafficEvent,
     TrafficTelemetry,
@@ -726,6 +727,8 @@ class TrafficService:
         else:
             if action == "force" and phase is None:
                 raise OperatorActionError("force needs a phase")
+            if action == "hold" and phase is None:
+                phase = self._green_phase(i)
             if phase is not None and not 1 <= phase <= n:
                 raise OperatorActionError(f"phase {phase} does not exist: {intersection_id} has phases 1..{n}")
             body = OverrideBody(action=action, phase=phase)
@@ -859,6 +862,22 @@ class TrafficService:
         now = time.monotonic()
         with self._lock:
             return {iid: self._source(i, now) for i, iid in enumerate(self.ids)}
+
+    def _green_phase(self, i: int) -> int:
+        """The 1-based phase green at intersection ``i`` now, for a hold that names none: the
+        controller holds a named phase, so "hold the current green" is resolved here."""
+        with self._lock:
+            live = self._live.intersections[i]
+            fresh = live.fresh(time.monotonic(), self._settings.stale_after_s)
+            signal = tuple(live.signal) if fresh else ()
+        greens = [p + 1 for p, state in enumerate(signal) if state == SignalState.GREEN]
+        if len(greens) != 1:
+            now = "no fresh signal state" if not signal else f"signal {''.join(signal)}"
+            error = OperatorActionError(f"hold without a phase holds the phase that is green, "
+                                        f"and there is none now ({now}): name the phase")
+            error.status = 409
+            raise error
+        return greens[0]
 
     def snapshot(self, intersection_id: str) -> dict[str, Any] | None:
         i = self._index.get(intersection_id)

@@ -154,6 +154,9 @@ def test_overrides_and_alarms_survive_a_restart(make_setup: Callable[..., Setup]
     wait_for(lambda: s.edge.commands_for(a, c.PlanBody), what="adaptive plans")
     s.edge.policy[a] = "reject"
     assert s.post(f"intersections/{a}/override", {"action": "hold", "duration_s": 600}).status_code == 200
+    # Without a phase the hold names the one green now (the controller holds a named phase).
+    wait_for(lambda: s.edge.commands_for(a, c.OverrideBody), what="the hold sent")
+    assert s.edge.commands_for(a, c.OverrideBody)[-1].body == c.OverrideBody(action="hold", phase=1)
     # An operator's command rejected raises the alarm at once.
     wait_for(lambda: ("command_rejected", "") in s.open_alarms(a), what="command_rejected alarm")
 

@@ -339,6 +339,10 @@ def test_street_alarms_raise_and_clear(make_setup: Callable[..., Setup]) -> None
     assert view["live"]["online"] is False and view["live"]["signal"] is None
     assert view["plan"]["source"] == "unknown"
     sent = len(s.edge.commands_for(a))
+    # "Hold the current green" needs a green to hold: refused, nothing stored or sent.
+    refused = s.post(f"intersections/{a}/override", {"action": "hold", "duration_s": 60})
+    assert refused.status_code == 409 and "name the phase" in refused.json()["detail"]
+    assert s.rows("SELECT count(*) FROM traffic_override") == [(0,)]
     time.sleep(1.0)
     assert len(s.edge.commands_for(a)) == sent
     s.edge.silent.discard(a)
