@@ -52,7 +52,7 @@ class _Request(BaseModel):
 
 class SignalOverrideRequest(_Request):
     action: Literal["hold", "force", "flash"] = Field(description="hold the current green (or "
-                                                      "`phase`), force to `phase` and hold, flash")
+                                                      "`phase`), force: go to `phase` as soon as it is safe, then the plan goes on from there (hold it with a hold), flash")
     phase: int | None = Field(None, ge=1, le=MAX_PHASES, description="1-based phase number.")
 
 
