@@ -37,7 +37,8 @@ def test_migrations_are_idempotent_and_recorded(pg_url: str) -> None:
     first = migrate(pg_url)
     assert first.applied == ("0001_core.sql", "0002_telemetry_plain.sql", "0003_traffic_control.sql",
                              "0004_attendance.sql", "0005_attendance_payroll.sql",
-                             "0006_cctv.sql", "0007_users.sql", "0008_alarm_ack.sql")
+                             "0006_cctv.sql", "0007_users.sql", "0008_alarm_ack.sql",
+                             "0009_detector_sample_by_intersection.sql")
     assert not first.features.timescaledb  # neither server here has TimescaleDB
     second = migrate(pg_url)
     assert second.applied == ()
@@ -46,7 +47,8 @@ def test_migrations_are_idempotent_and_recorded(pg_url: str) -> None:
         assert rows == [(1, "0001_core.sql"), (2, "0002_telemetry_plain.sql"),
                         (3, "0003_traffic_control.sql"), (4, "0004_attendance.sql"),
                         (5, "0005_attendance_payroll.sql"), (6, "0006_cctv.sql"),
-                        (7, "0007_users.sql"), (8, "0008_alarm_ack.sql")]
+                        (7, "0007_users.sql"), (8, "0008_alarm_ack.sql"),
+                        (9, "0009_detector_sample_by_intersection.sql")]
         # the rollup answers the same query it would on TimescaleDB's continuous aggregate
         conn.execute("SELECT bucket, intersection, detector, volume FROM detector_15min").fetchall()
 
