@@ -190,6 +190,7 @@ def test_an_alarm_is_acknowledged_clears_by_itself_and_is_audited(new_page, demo
     # the supervisor finds the acknowledgement in the audit log, with before and after
     sup = new_page("supervisor")
     sup.goto("/#/audit")
+    sup.wait_for_selector("#audit-table[data-tab=ops]")
     entry = sup.locator("#audit-rows tr[data-action=alarm_ack][data-who=operator]").first
     entry.wait_for()
     text = entry.inner_text()
@@ -197,7 +198,11 @@ def test_an_alarm_is_acknowledged_clears_by_itself_and_is_audited(new_page, demo
     shot(sup, "audit-supervisor-1920")
     sup.set_viewport_size({"width": LAPTOP[0], "height": LAPTOP[1]})
     sup.click("[data-tab=attendance]")
-    sup.wait_for_selector("#audit-rows tr[data-action]")
+    sup.wait_for_selector("#audit-table[data-tab=attendance] #audit-rows tr[data-action]")
+    sup.select_option("#f-action", index=1)  # one kind of change: a page a screenshot can hold
+    action = sup.eval_on_selector("#f-action", "e => e.value")
+    rows = sup.locator("#audit-rows tr").evaluate_all("els => els.map(e => e.dataset.action)")
+    assert rows and set(rows) == {action}
     shot(sup, "audit-attendance-supervisor-1366")
 
 

@@ -92,6 +92,7 @@ function mount(el, params) {
   const summary = h("p", { class: "muted", id: "audit-summary" });
   const body = h("tbody", { id: "audit-rows" });
   const head = h("thead", {});
+  const table = h("table", { class: "audit-table", id: "audit-table" }, head, body);
   const f = {
     who: h("select", { id: "f-who", "aria-label": t("audit.who") }),
     action: h("select", { id: "f-action", "aria-label": t("audit.action") }),
@@ -121,12 +122,12 @@ function mount(el, params) {
       h("label", { class: "grow" }, h("span", {}, t("audit.search")), f.q),
       h("button", { type: "button", id: "audit-reload", onclick: () => load() }, t("audit.reload"))),
     status,
-    h("table", { class: "audit-table", id: "audit-table" }, head, body));
+    table);
 
   function options(select, values) {
     const current = select.value;
     clear(select).append(h("option", { value: "" }, t("audit.all")),
-      [...values].sort().map((v) => h("option", { value: v, selected: v === current }, v)));
+      ...[...values].sort().map((v) => h("option", { value: v, selected: v === current }, v)));
   }
 
   /** Normalise both logs to one row shape. */
@@ -160,10 +161,13 @@ function mount(el, params) {
 
   async function load() {
     status.textContent = "";
+    const loading = tab;
     const url = tab === "ops" ? `/api/audit?limit=${f.limit.value}`
       : `/api/attendance/audit?limit=${f.limit.value}`;
     try {
-      rows = (await api(url)).map(normal);
+      const got = await api(url);
+      if (loading !== tab) return; // the other tab was chosen meanwhile
+      rows = got.map(normal);
     } catch (err) {
       status.textContent = `${t("core.load_failed")}: ${errorText(err)}`;
       rows = [];
@@ -171,6 +175,7 @@ function mount(el, params) {
     options(f.who, new Set(rows.map((r) => r.who)));
     options(f.action, new Set(rows.map((r) => r.action)));
     render();
+    table.dataset.tab = tab; // what the table shows now (tests and screen readers wait on it)
   }
 
   function bound(date, end) {
@@ -224,6 +229,9 @@ function mount(el, params) {
     outcomeLabel.hidden = tab !== "ops";
     f.who.value = "";
     f.action.value = "";
+    delete table.dataset.tab;
+    rows = [];
+    clear(body).append(h("tr", {}, h("td", { class: "muted" }, t("core.loading"))));
     load();
   }
 

@@ -411,7 +411,7 @@ function mount(el, params) {
       }
       snapAt.textContent = taken ? t("cameras.snapshot_at", { time: fmtTime(taken) }) : t("cameras.no_snapshot");
       clear(head).append(h("h2", {}, cam.name || cam.camera_id), h("span", { class: "muted" }, cam.camera_id),
-        stateBadge(cam), (cam.tampers || []).map((k) => h("span", { class: "badge bad" }, t(`cameras.tamper.${k}`))));
+        stateBadge(cam), ...(cam.tampers || []).map((k) => h("span", { class: "badge bad" }, t(`cameras.tamper.${k}`))));
       renderFacts();
       if (first) renderControls();
       renderPresets();
