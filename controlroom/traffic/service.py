@@ -863,6 +863,30 @@ class TrafficService:
         with self._lock:
             return {iid: self._source(i, now) for i, iid in enumerate(self.ids)}
 
+    def map_rows(self) -> list[dict[str, Any]]:
+        """What the wall map shows of every intersection, read under one lock (snapshot() per
+        intersection costs ~50 ms a read for 1,000 of them): online, mode, plan source, signal,
+        telemetry time and the core's degree of saturation."""
+        now = time.monotonic()
+        stale_s = self._settings.stale_after_s
+        rows = []
+        with self._lock:
+            for i, iid in enumerate(self.ids):
+                live, c = self._live.intersections[i], self._control[i]
+                fresh = live.fresh(now, stale_s)
+                rows.append({
+                    "id": iid,
+                    "online": fresh and self._live.edge_online(live.edge_id) is not False
+                    and live.controller_offline_since is None,
+                    "mode": live.mode.value if live.mode is not None and fresh else None,
+                    "source": self._source(i, now),
+                    "signal": "".join(live.signal) if fresh and live.signal else None,
+                    "ts": live.ts.isoformat() if live.ts else None,
+                    "ds_max": round(c.ds_max, 3) if c.computed is not None else None,
+                    "computed_at": c.computed_at.isoformat() if c.computed_at else None,
+                })
+        return rows
+
     def _green_phase(self, i: int) -> int:
         """The 1-based phase green at intersection ``i`` now, for a hold that names none: the
         controller holds a named phase, so "hold the current green" is resolved here."""
