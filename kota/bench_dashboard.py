@@ -35,8 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from kota.bench_loop import CpuMeter, _with_database
-from kota.city import Child, StackError, _http_json, free_port, wait_ready, write_settings
+from kota.bench_loop import CpuMeter
+from kota.bench_stack import BenchError, StackParts
+from kota.city import Child, StackError, wait_ready
 
 PHASES = 2
 SIGNALS = ("GR", "YR", "RG", "RY")  # the two-phase sequence the publisher plays
@@ -68,13 +69,6 @@ CLICK_PROBE = """() => {
       frame_ms: performance.now() - t0, to: location.hash }; });
   }, { once: true });
 }"""
-
-
-class BenchError(Exception):
-    """The run cannot go on; the message says what failed."""
-
-
-# --------------------------------------------------------------------------- the city
 
 
 def intersection_ids(count: int, tag: str) -> list[str]:
@@ -216,13 +210,14 @@ def _summary(values: Sequence[float]) -> dict[str, Any]:
             "mean_ms": round(float(a.mean()), 1)}
 
 
-class DashboardBench:
+class DashboardBench(StackParts):
     """Start, measure, stop. ``stop`` leaves no process behind and may be called twice."""
 
     def __init__(self, options: DashboardOptions, say: Callable[[str], None]) -> None:
         self.o = options
         self.say = say
         self.tag = secrets.token_hex(2)
+        self.db_prefix = "kota_bench_dash"
         self.ids = intersection_ids(options.intersections, self.tag)
         self.run_dir = Path(tempfile.mkdtemp(prefix="kota-bench-dashboard-"))
         self.children: list[Child] = []
@@ -256,33 +251,6 @@ class DashboardBench:
         self._start_publisher()
         self._open_map()
 
-    def _start_database(self) -> None:
-        import psycopg
-
-        from controlroom.storage.migrate import migrate
-
-        server = self.o.database_url
-        if server is None:
-            from controlroom.storage.embedded import EmbeddedPostgres, EmbeddedPostgresError
-
-            pg = EmbeddedPostgres(self.run_dir / "pg", port=free_port(), database="postgres")
-            self.say("starting the embedded PostgreSQL…")
-            try:
-                server = pg.start()
-            except (EmbeddedPostgresError, OSError) as exc:
-                raise BenchError(f"the embedded PostgreSQL did not start: {exc}") from exc
-            self._embedded_pg = pg
-        self._server_url = server
-        name = f"kota_bench_dash_{self.tag}"
-        try:
-            with psycopg.connect(server, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {name}")
-                conn.execute(f"CREATE DATABASE {name}")
-            self.db_url = _with_database(server, name)
-            migrate(self.db_url)
-        except psycopg.Error as exc:
-            raise BenchError(f"PostgreSQL at {server} cannot be used: {exc}") from exc
-
     def _make_user(self) -> None:
         """The operator who watches the map, with this run's random password."""
         from controlroom.auth.passwords import Passwords
@@ -300,57 +268,10 @@ class DashboardBench:
         finally:
             pool.close()
 
-    def _child(self, name: str, args: list[str], doc: dict[str, Any], header: str) -> Child:
-        config = write_settings(self.run_dir / f"{name}.toml", doc, header)
-        child = Child(name, args, config, self.run_dir / "logs" / f"{name}.log", "WARNING")
-        self.children.append(child)
-        child.start()
-        return child
-
-    def _start_broker(self) -> None:
-        if self.o.mqtt_url is not None:
-            self.mqtt_url = self.o.mqtt_url
-            return
-        port = free_port()
-        self.say(f"starting the embedded broker on 127.0.0.1:{port}…")
-        broker = self._child("broker", ["--log-level", "INFO", "broker"],
-                             {"broker": {"host": "127.0.0.1", "port": port}},
-                             "The embedded MQTT broker of this benchmark.")
-        self.broker = broker
-        wait_ready(lambda: "MQTT broker listening on" in broker.tail(), broker, "the broker",
-                   READY_TIMEOUT_S, error=BenchError)
-        self.mqtt_url = f"mqtt://127.0.0.1:{port}"
-
-    def _start_controlroom(self, layout: Path) -> None:
-        port = free_port()
-        self.api_url = f"http://127.0.0.1:{port}/"
-        doc = {
-            "site": {"city": "Kota Bench", "timezone": "Asia/Jakarta",
-                     "data_dir": self.run_dir / "controlroom"},
-            "database": {"url": self.db_url},
-            "controlroom": {
-                "mqtt": {"url": self.mqtt_url, "keepalive_s": 5, "reconnect_min_s": 0.5,
-                         "reconnect_max_s": 2.0},
-                "client_id": f"kota-bench-dash-cr-{self.tag}",
-                "http_host": "127.0.0.1", "http_port": port, "state_interval_s": 5.0,
-                "traffic": {"layout": layout, "plan_interval_s": self.o.plan_interval_s,
-                            "telemetry_period_s": 1.0},
-            },
-        }
+    def _start_controlroom(self, layout: Path) -> None:  # type: ignore[override]
         self.say(f"starting the control room with {len(self.ids)} intersections…")
-        cr = self._child("controlroom", ["controlroom", "run"], doc,
-                         "The control room of this benchmark.")
-        self.controlroom = cr
-        wait_ready(lambda: (self.health() or {}).get("status") == "ok", cr,
-                   f"the control room at {self.api_url}api/health", READY_TIMEOUT_S,
-                   error=BenchError)
-
-    def health(self) -> dict[str, Any] | None:
-        try:
-            body = _http_json(self.api_url + "api/health")
-        except (OSError, ValueError):
-            return None
-        return body if isinstance(body, dict) else None
+        super()._start_controlroom(layout, {"plan_interval_s": self.o.plan_interval_s,
+                                            "telemetry_period_s": 1.0}, "kota-bench-dash")
 
     def _start_publisher(self) -> None:
         ctx = mp.get_context("spawn")
@@ -550,19 +471,7 @@ class DashboardBench:
         if self.broker is not None:
             self.broker.stop()
         self.controlroom, self.broker = None, None
-        if self._server_url is not None and self.db_url is not None:
-            import psycopg
-
-            name = f"kota_bench_dash_{self.tag}"
-            try:
-                with psycopg.connect(self._server_url, autocommit=True) as conn:
-                    conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            except psycopg.Error as exc:
-                self.say(f"could not drop the scratch database {name}: {exc}")
-            self.db_url = None
-        if self._embedded_pg is not None:
-            self._embedded_pg.stop()
-            self._embedded_pg = None
+        self._stop_database()
         if not self.o.keep_dir:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 

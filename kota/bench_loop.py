@@ -37,14 +37,12 @@ from typing import Any
 
 import numpy as np
 
+from kota.bench_stack import BenchError, StackParts
 from kota.city import (
     Child,
     StackError,
     _http_json,
-    free_port,
     split_evenly,
-    wait_ready,
-    write_settings,
 )
 
 PHASES = 4
@@ -60,13 +58,6 @@ WATCH_POLL_S = 0.05  # how often the bench reads a watched controller's status
 CONTROLLERS_PER_WORKER = 250
 CONTROLLERS_PER_EDGE = 250
 READY_TIMEOUT_S = 120.0
-
-
-class BenchError(Exception):
-    """The run cannot go on; the message says what failed and where its log is."""
-
-
-# --------------------------------------------------------------------------- the city
 
 
 def intersection_ids(count: int, tag: str) -> list[str]:
@@ -394,13 +385,6 @@ class LoopOptions:
     keep_dir: bool = False
 
 
-def _with_database(url: str, name: str) -> str:
-    """``url`` (postgresql://…/db?…) naming database ``name`` instead."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
 def _pct(values: Sequence[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)) * 1000.0, 1) if len(values) else None
 
@@ -411,13 +395,14 @@ def _summary_ms(values: Sequence[float]) -> dict[str, Any]:
             "mean_ms": round(float(np.mean(values)) * 1000.0, 1) if values else None}
 
 
-class LoopBench:
+class LoopBench(StackParts):
     """Start, measure, stop. ``stop`` leaves no process behind and may be called twice."""
 
     def __init__(self, options: LoopOptions, say: Callable[[str], None]) -> None:
         self.o = options
         self.say = say
         self.tag = secrets.token_hex(2)
+        self.db_prefix = "kota_bench_loop"
         self.ids = intersection_ids(options.intersections, self.tag)
         self.run_dir = Path(tempfile.mkdtemp(prefix="kota-bench-loop-"))
         self.workers: list[Worker] = []
@@ -468,88 +453,13 @@ class LoopBench:
             for iid in worker.ids:
                 self.worker_of[iid] = worker
 
-    def _start_database(self) -> None:
-        import psycopg
-
-        from controlroom.storage.migrate import migrate
-
-        server = self.o.database_url
-        if server is None:
-            from controlroom.storage.embedded import EmbeddedPostgres, EmbeddedPostgresError
-
-            pg = EmbeddedPostgres(self.run_dir / "pg", port=free_port(), database="postgres")
-            self.say("starting the embedded PostgreSQL…")
-            try:
-                server = pg.start()
-            except (EmbeddedPostgresError, OSError) as exc:
-                raise BenchError(f"the embedded PostgreSQL did not start: {exc}") from exc
-            self._embedded_pg = pg
-        self._server_url = server
-        name = f"kota_bench_loop_{self.tag}"
-        try:
-            with psycopg.connect(server, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {name}")
-                conn.execute(f"CREATE DATABASE {name}")
-            self.db_url = _with_database(server, name)
-            migrate(self.db_url)
-        except psycopg.Error as exc:
-            raise BenchError(f"PostgreSQL at {server} cannot be used: {exc}") from exc
-
-    def _child(self, name: str, args: list[str], doc: dict[str, Any], header: str) -> Child:
-        config = write_settings(self.run_dir / f"{name}.toml", doc, header)
-        child = Child(name, args, config, self.run_dir / "logs" / f"{name}.log", "WARNING")
-        self.children.append(child)
-        child.start()
-        return child
-
-    def _wait(self, ready: Callable[[], bool], child: Child | None, what: str) -> None:
-        wait_ready(ready, child, what, READY_TIMEOUT_S, error=BenchError)
-
-    def _start_broker(self) -> None:
-        if self.o.mqtt_url is not None:
-            self.mqtt_url = self.o.mqtt_url
-            return
-        port = free_port()
-        self.say(f"starting the embedded broker on 127.0.0.1:{port}…")
-        broker = self._child("broker", ["--log-level", "INFO", "broker"],
-                             {"broker": {"host": "127.0.0.1", "port": port}},
-                             "The embedded MQTT broker of this benchmark.")
-        self.broker = broker
-        self._wait(lambda: "MQTT broker listening on" in broker.tail(), broker, "the broker")
-        self.mqtt_url = f"mqtt://127.0.0.1:{port}"
-
-    def _mqtt(self) -> dict[str, Any]:
-        return {"url": self.mqtt_url, "keepalive_s": 5, "reconnect_min_s": 0.5,
-                "reconnect_max_s": 2.0}
-
-    def _start_controlroom(self, layout: Path) -> None:
-        port = free_port()
-        self.api_url = f"http://127.0.0.1:{port}/"
-        doc = {
-            "site": {"city": "Kota Bench", "timezone": "Asia/Jakarta",
-                     "data_dir": self.run_dir / "controlroom"},
-            "database": {"url": self.db_url},
-            "controlroom": {
-                "mqtt": self._mqtt(), "client_id": f"kota-bench-loop-cr-{self.tag}",
-                "http_host": "127.0.0.1", "http_port": port, "state_interval_s": 5.0,
-                "traffic": {"layout": layout, "plan_interval_s": self.o.plan_interval_s,
-                            "telemetry_period_s": self.o.poll_interval_s,
-                            "tick_s": self.o.tick_s, "surge_replan": self.o.surge_replan},
-            },
-        }
+    def _start_controlroom(self, layout: Path) -> None:  # type: ignore[override]
         self.say(f"starting the control room (plan every {self.o.plan_interval_s:g} s)…")
-        cr = self._child("controlroom", ["controlroom", "run"], doc,
-                         "The control room of this benchmark.")
-        self.controlroom = cr
-        self._wait(lambda: (self.health() or {}).get("status") == "ok", cr,
-                   f"the control room at {self.api_url}api/health")
-
-    def health(self) -> dict[str, Any] | None:
-        try:
-            body = _http_json(self.api_url + "api/health")
-        except (OSError, ValueError):
-            return None
-        return body if isinstance(body, dict) else None
+        super()._start_controlroom(layout, {"plan_interval_s": self.o.plan_interval_s,
+                                            "telemetry_period_s": self.o.poll_interval_s,
+                                            "tick_s": self.o.tick_s,
+                                            "surge_replan": self.o.surge_replan},
+                                   "kota-bench-loop")
 
     def _start_edges(self) -> None:
         from edge.status import StatusError, read_status
@@ -860,19 +770,7 @@ class LoopBench:
         for w in self.workers:
             w.stop()
         self.workers = []
-        if self._server_url is not None and self.db_url is not None:
-            import psycopg
-
-            name = f"kota_bench_loop_{self.tag}"
-            try:
-                with psycopg.connect(self._server_url, autocommit=True) as conn:
-                    conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            except psycopg.Error as exc:
-                self.say(f"could not drop the scratch database {name}: {exc}")
-            self.db_url = None
-        if self._embedded_pg is not None:
-            self._embedded_pg.stop()
-            self._embedded_pg = None
+        self._stop_database()
         if not self.o.keep_dir:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
