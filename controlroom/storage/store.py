@@ -54,7 +54,8 @@ class WriteResult:
 
 
 # Edge state is ordered by (epoch, conn) and, for the same connection, offline wins: a will
-# that follows its own birth is honoured, a late will of an older session is not.
+# that follows its own birth is honoured, a late will of an older session is not. A second
+# birth of the same connection only brings a new inventory.
 _UPSERT_EDGE = """
 INSERT INTO edge AS e (edge_id, epoch, conn, online, status_since, last_seen, inventory, versions, reason)
 VALUES (%(edge_id)s, %(epoch)s, %(conn)s, %(online)s, %(ts)s, %(ts)s, %(inventory)s, %(versions)s, %(reason)s)
@@ -66,6 +67,10 @@ ON CONFLICT (edge_id) DO UPDATE SET
     versions = CASE WHEN excluded.online THEN excluded.versions ELSE e.versions END,
     reason = excluded.reason
 WHERE (excluded.epoch, excluded.conn, NOT excluded.online) > (e.epoch, e.conn, NOT e.online)
+   -- a birth announced again in the same connection with what the edge learnt since (a
+   -- controller's model and firmware, a camera found): the inventory is replaced
+   OR ((excluded.epoch, excluded.conn) = (e.epoch, e.conn) AND excluded.online AND e.online
+       AND (excluded.inventory, excluded.versions) IS DISTINCT FROM (e.inventory, e.versions))
 RETURNING edge_id
 """
 

@@ -89,8 +89,11 @@ def test_telemetry_flows_into_storage_and_api(room: ControlRoom, publisher: mqtt
     assert edges[edge_id]["online"] is True
     health = httpx.get(f"{room.url}api/health", timeout=5)
     assert health.status_code == 200 and health.json()["ingest"]["stored"] >= 6
-    page = httpx.get(room.url, timeout=5).text
+    page = httpx.get(room.url + "status", timeout=5).text
     assert "Status Ruang Kontrol" in page and "Control Room Status" in page
+    dashboard = httpx.get(room.url, timeout=5)  # the dashboard, its scripts served by the app
+    assert "/ui/app.js" in dashboard.text
+    assert httpx.get(room.url + "ui/app.js", timeout=5).status_code == 200
     publisher.publish(c.edge_state_topic(edge_id), b"", qos=1, retain=True).wait_for_publish(5)
 
 

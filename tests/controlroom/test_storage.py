@@ -117,6 +117,28 @@ def test_edge_state_ordering_ignores_stale_wills(store: Store) -> None:
     assert not online()
 
 
+def test_a_birth_announced_again_brings_the_new_inventory(store: Store) -> None:
+    def inventory() -> list[tuple[str, str]]:
+        [edge] = store.edges()
+        return [(d["device_id"], d["firmware"]) for d in edge["inventory"]]
+
+    unknown = c.DeviceInfo(device_id="ctl-1", kind="controller", intersection_id="s1")
+    told = c.DeviceInfo(device_id="ctl-1", kind="controller", model="Acme ATC-3",
+                        firmware="4.2.1", intersection_id="s1")
+    birth = state("online", epoch=2, conn=3, seq=1)
+    store.write(Batch(edge_states=[birth.model_copy(update={"inventory": (unknown,)})]))
+    assert inventory() == [("ctl-1", "")]
+    # the controller told its firmware: the edge announces its birth again, same connection
+    again = birth.model_copy(update={"seq": 7, "inventory": (told,)})
+    assert store.write(Batch(edge_states=[again])).edge_states_applied == 1
+    assert inventory() == [("ctl-1", "4.2.1")]
+    # the same birth once more changes nothing, and after the will no birth of it counts
+    assert store.write(Batch(edge_states=[again])).edge_states_applied == 0
+    store.write(Batch(edge_states=[state("offline", epoch=2, conn=3, seq=8)]))
+    store.write(Batch(edge_states=[birth.model_copy(update={"seq": 9, "inventory": ()})]))
+    assert inventory() == [("ctl-1", "4.2.1")] and not store.edges()[0]["online"]
+
+
 def test_failed_batch_changes_nothing(store: Store, pg_url: str) -> None:
     store.write(Batch(telemetry=[tel(1)]))
     with psycopg.connect(pg_url, autocommit=True) as conn:
