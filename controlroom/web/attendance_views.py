@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import psycopg
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from controlroom.attendance.payroll import Payroll, PayrollInputError, month_bounds
@@ -26,8 +26,8 @@ from controlroom.attendance.presence import as_json, presence_on
 from controlroom.attendance.store import AttendanceStore
 from controlroom.traffic.access import Operator
 from controlroom.web.keys import Gate
+from controlroom.web.payroll import clerk_dependency
 
-CLERK_ROLES = frozenset({"bkpsdm", "admin"})
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 SYNC_ACTIONS = ("simpeg_pulled", "recap_uploaded", "simpeg_sync_requested")
 
@@ -52,14 +52,7 @@ def attendance_views_router(payroll: Payroll, attendance: AttendanceStore | None
     zone = ZoneInfo(payroll.rules.file.timezone)
     running = threading.Lock()  # one sync at a time from the web
 
-    def clerk(request: Request) -> Operator:
-        operator = reader(request)
-        if operator.role not in CLERK_ROLES:
-            payroll.store.audit(operator.user, "refused", request.url.path,
-                                {"role": operator.role, "method": request.method})
-            raise HTTPException(403, f"role {operator.role} may not run the SIMPEG sync "
-                                "(bkpsdm or admin may)")
-        return operator
+    clerk = clerk_dependency(payroll, gate, "run the SIMPEG sync")
 
     def today() -> date:
         return payroll.judged_until() + timedelta(days=1)

@@ -71,11 +71,9 @@ def _months(first: date, last: date) -> list[str]:
     return months
 
 
-def payroll_router(payroll: Payroll, gate: Gate, *,
-                   jsonable: Callable[[dict[str, Any]], dict[str, Any]], city: str,
-                   signer: tuple[str, str, str]) -> APIRouter:
-    router = APIRouter(prefix="/api/attendance", tags=["attendance for payroll"])
-
+def clerk_dependency(payroll: Payroll, gate: Gate, what: str) -> Callable[[Request], Operator]:
+    """A FastAPI dependency: the request's operator if a clerk (bkpsdm, admin) — else 401, or
+    403 with the refusal audited (who, which path) in the attendance audit log."""
     reader = gate.reader("attendance records are personal data")
 
     def clerk(request: Request) -> Operator:
@@ -83,9 +81,20 @@ def payroll_router(payroll: Payroll, gate: Gate, *,
         if operator.role not in CLERK_ROLES:
             payroll.store.audit(operator.user, "refused", request.url.path,
                                 {"role": operator.role, "method": request.method})
-            raise HTTPException(403, f"role {operator.role} may not change attendance records "
+            raise HTTPException(403, f"role {operator.role} may not {what} "
                                 "(bkpsdm or admin may)")
         return operator
+
+    return clerk
+
+
+def payroll_router(payroll: Payroll, gate: Gate, *,
+                   jsonable: Callable[[dict[str, Any]], dict[str, Any]], city: str,
+                   signer: tuple[str, str, str]) -> APIRouter:
+    router = APIRouter(prefix="/api/attendance", tags=["attendance for payroll"])
+
+    reader = gate.reader("attendance records are personal data")
+    clerk = clerk_dependency(payroll, gate, "change attendance records")
 
     def recap_of(month: str, skpd: str | None) -> tuple[list[Any], list[Any]]:
         try:
