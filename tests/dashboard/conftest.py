@@ -1,6 +1,7 @@
 """Browser tests: Playwright driving Debian's Chromium (/usr/bin/chromium) against the running
-demo (`kota demo`, one per test session: embedded broker and PostgreSQL, six intersections, two
-cameras, three offices, one log-in per role).
+demo (`kota demo`: embedded broker and PostgreSQL, six intersections, two cameras, three
+offices, one log-in per role). One demo serves this package's tests and stops after its last
+one, so the rest of the suite has the machine and its ports to itself.
 
 Without /usr/bin/chromium the browser tests are skipped, except on CI (CI set), where `.ci/run`
 installs Debian's chromium and a missing browser fails the run. Screenshots go to
@@ -72,7 +73,7 @@ def _wait(what: str, check: Callable[[], bool], timeout_s: float, demo_output: l
     raise AssertionError(f"demo: {what} not within {timeout_s:.0f} s; its output ended:\n{tail}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def demo() -> Iterator[Demo]:
     """`kota demo --fresh` in a scratch data folder, ready when its six intersections are live,
     the cameras and the attendance machines are online."""
@@ -126,7 +127,7 @@ def demo() -> Iterator[Demo]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         if ON_CI:
