@@ -278,7 +278,25 @@ def _mask(url: str) -> str:
 # --------------------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The long-running services `kota demo` and `kota sim city` start as processes, one after the
+# other: their parser leaves out the other commands, whose modules take seconds to import.
+SERVICES = frozenset({"broker", "controlroom", "edge"})
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command word of ``argv`` (past the global options and their values), or None."""
+    args = iter(argv)
+    for word in args:
+        if word in ("--config", "--log-level"):
+            next(args, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(services_only: bool = False) -> argparse.ArgumentParser:
+    """The whole command line, or with ``services_only`` just demo, broker, db, controlroom and
+    edge (the same parsers, without importing the device, simulator and benchmark modules)."""
     parser = argparse.ArgumentParser(
         prog="kota",
         description="Kota Pintar: smart-city edge agents and control room (ATCS, CCTV, attendance).",
@@ -349,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "[edge] state_dir, else <data_dir>/edge/<edge_id>)")
     edge_status.add_argument("--json", action="store_true", help="print the status as JSON "
                              "(with \"running\": true/false) instead of a table")
+    if services_only:
+        return parser
 
     from kota.device import add_device_parser
     from kota.sim import add_sim_parser
@@ -432,8 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(services_only=command_of(words) in SERVICES)
+    args = parser.parse_args(words)
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     # httpx logs every request (an ONVIF camera is polled every few seconds), zeep and onvif
