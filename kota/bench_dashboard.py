@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from kota.bench_loop import CpuMeter
-from kota.bench_stack import BenchError, StackParts
-from kota.city import Child, StackError, wait_ready
+from kota.bench_stack import BenchError, StackParts, run_bench
+from kota.city import Child, wait_ready
 
 PHASES = 2
 SIGNALS = ("GR", "YR", "RG", "RY")  # the two-phase sequence the publisher plays
@@ -573,39 +573,14 @@ def bench_dashboard(args: argparse.Namespace) -> int:
         database_url=args.database, seed=args.seed, keep_dir=args.keep,
         screenshot=args.screenshot)
 
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
     bench = DashboardBench(options, say)
-    try:
-        bench.start()
+
+    def measure() -> dict[str, Any]:
         say(f"measuring for {options.seconds:g} s…")
-        out = figures(bench, bench.measure())
-    except (BenchError, StackError) as exc:
-        say(f"kota bench dashboard failed: {exc}")
-        return 1
-    except KeyboardInterrupt:
-        say("interrupted")
-        return 130
-    finally:
-        say("stopping: browser, publisher, control room, broker, database…")
-        try:
-            bench.stop()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-    if args.keep:
-        say(f"run directory kept: {bench.run_dir}")
-    if args.json:
-        saved, sys.stdout = sys.stdout, sys.stderr  # the table to stderr: stdout ends with JSON
-        try:
-            print_table(out)
-        finally:
-            sys.stdout = saved
-        print(json.dumps(out), flush=True)
-    else:
-        print_table(out)
-    return 0
+        return figures(bench, bench.measure())
+
+    return run_bench(bench, "dashboard", "browser, publisher, control room, broker, database",
+                     measure, print_table, keep=args.keep, as_json=args.json, say=say)
 
 
 def add_parser(bench_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

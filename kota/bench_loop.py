@@ -37,10 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from kota.bench_stack import BenchError, StackParts
+from kota.bench_stack import BenchError, StackParts, run_bench
 from kota.city import (
     Child,
-    StackError,
     _http_json,
     split_evenly,
 )
@@ -908,48 +907,15 @@ def bench_loop(args: argparse.Namespace) -> int:
         workers=args.emulator_processes, mqtt_url=args.mqtt, database_url=args.database,
         seed=args.seed, keep_dir=args.keep)
 
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
     bench = LoopBench(options, say)
-    try:
-        bench.start()
+
+    def measure() -> dict[str, Any]:
         warmup_s = bench.warm_up()
-        measured = bench.measure()
-        out = figures(bench, warmup_s, measured)
-    except (BenchError, StackError) as exc:
-        say(f"kota bench loop failed: {exc}")
-        return 1
-    except KeyboardInterrupt:
-        say("interrupted")
-        return 130
-    finally:
-        say("stopping: edge agents, control room, broker, controllers, database…")
-        try:
-            bench.stop()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-    if args.keep:
-        say(f"run directory kept: {bench.run_dir}")
-    if args.json:
-        with _stdout_to_stderr():
-            print_table(out)
-        print(json.dumps(out), flush=True)
-    else:
-        print_table(out)
-    return 0
+        return figures(bench, warmup_s, bench.measure())
 
+    return run_bench(bench, "loop", "edge agents, control room, broker, controllers, database",
+                     measure, print_table, keep=args.keep, as_json=args.json, say=say)
 
-class _stdout_to_stderr:
-    """With --json the table goes to stderr, so that stdout ends with the JSON line."""
-
-    def __enter__(self) -> None:
-        self._saved = sys.stdout
-        sys.stdout = sys.stderr
-
-    def __exit__(self, *exc: object) -> None:
-        sys.stdout = self._saved
 
 
 def add_parser(bench_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

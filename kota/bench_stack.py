@@ -8,11 +8,14 @@ A bench class mixes in `StackParts` and provides ``run_dir``, ``say``, ``tag``, 
 
 from __future__ import annotations
 
+import json
+import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kota.city import Child, _http_json, free_port, wait_ready, write_settings
+from kota.city import Child, StackError, _http_json, free_port, wait_ready, write_settings
 
 READY_TIMEOUT_S = 120.0
 
@@ -147,3 +150,43 @@ class StackParts:
         except (OSError, ValueError):
             return None
         return body if isinstance(body, dict) else None
+
+
+def run_bench(bench: Any, name: str, stopping: str, measure: Callable[[], dict[str, Any]],
+              print_table: Callable[[dict[str, Any]], None], *, keep: bool, as_json: bool,
+              say: Callable[[str], None]) -> int:
+    """Start ``bench``, take its figures with ``measure``, stop it whatever happens (SIGTERM
+    too), then print the table — with ``as_json`` on stderr, stdout ending with the JSON line.
+    Exit code: 0 done, 1 a part failed, 130 interrupted."""
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        bench.start()
+        out = measure()
+    except (BenchError, StackError) as exc:
+        say(f"kota bench {name} failed: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
+    finally:
+        say(f"stopping: {stopping}…")
+        try:
+            bench.stop()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    if keep:
+        say(f"run directory kept: {bench.run_dir}")
+    if as_json:
+        saved, sys.stdout = sys.stdout, sys.stderr
+        try:
+            print_table(out)
+        finally:
+            sys.stdout = saved
+        print(json.dumps(out), flush=True)
+    else:
+        print_table(out)
+    return 0
