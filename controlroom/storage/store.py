@@ -452,6 +452,12 @@ class Store:
             "SELECT id, code, intersection_id, subject, severity, text, data, opened_at, cleared_at "
             f"FROM traffic_alarm {clause}ORDER BY opened_at DESC, id DESC LIMIT %s", [*params, limit])
 
+    def open_alarm_counts(self) -> dict[str, int]:
+        """Open traffic alarms per intersection (the wall map reads this twice a second)."""
+        rows = self._rows("SELECT intersection_id, count(*) AS n FROM traffic_alarm "
+                          "WHERE cleared_at IS NULL GROUP BY intersection_id")
+        return {r["intersection_id"]: int(r["n"]) for r in rows}
+
     def active_overrides(self) -> list[dict[str, Any]]:
         return self._rows(f"SELECT {_OVERRIDE_COLUMNS} FROM traffic_override WHERE ended_at IS NULL "
                           "ORDER BY id")

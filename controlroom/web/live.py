@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,7 +51,6 @@ PERIOD_S = 0.5  # the map's data is at most this old (plus the network)
 HEARTBEAT_S = 15.0
 QUEUE_MAX = 8  # events a subscriber may lag behind before it is resynchronised
 RETRY_MS = 2000  # EventSource reconnect delay the stream asks for
-ALARM_READ_LIMIT = 100_000
 
 LOCAL_MODES = frozenset({"local_fixed", "local_actuated"})
 DARK_MODES = frozenset({"flash", "off"})
@@ -114,8 +112,7 @@ class CityReader:
     def _intersections(self) -> dict[str, dict[str, Any]]:
         if self._traffic is None or self._layout is None:
             return {}
-        alarms = Counter(a["intersection_id"] for a in
-                         self._store.alarms(open_only=True, limit=ALARM_READ_LIMIT))
+        alarms = self._store.open_alarm_counts()
         places = {x.id: x for x in self._layout.intersections}
         out: dict[str, dict[str, Any]] = {}
         for row in self._traffic.map_rows():

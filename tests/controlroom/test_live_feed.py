@@ -131,6 +131,10 @@ def test_live_feed_shows_the_city_and_then_what_changes(make_setup: Callable[...
     # Nothing of b moved in those deltas unless it changed: every record differs from the one before.
     deltas = [e[1] for e in st.events[mark:] if e[0] == "intersections" and not e[1]["full"]]
     assert deltas and all(a in by_id(d) or b in by_id(d) for d in deltas)
+    # …and the controller-offline alarm it raises is counted on its node.
+    st.wait(lambda e: e[0] == "intersections"
+            and (by_id(e[1]).get(a) or {}).get("alarms", 0) >= 1, after=mark,
+            what="a's open alarm counted")
 
 
 @world.EMBEDDED_ONLY
