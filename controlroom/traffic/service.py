@@ -158,6 +158,9 @@ class Control:
     unanswered_alarm: bool = False
     unanswered_detail: str = ""
     override: ActiveOverride | None = None
+    # An operator's override is being recorded: the core sends nothing to this intersection
+    # meanwhile, so no adaptive plan goes out after the operator asked and before the override.
+    recording: bool = False
     central_seen: bool = False  # its controller ran a central plan since the service started
     local_since: float | None = None  # time.monotonic() since it reports a local mode
 
@@ -492,7 +495,7 @@ class TrafficService:
     def _not_sendable(self, i: int, now: float) -> str | None:
         c = self._control[i]
         live = self._live.intersections[i]
-        if c.override is not None:
+        if c.override is not None or c.recording:
             return "operator_override"
         if self._live.edge_online(live.edge_id) is False:
             return "edge_offline"
@@ -749,6 +752,7 @@ class TrafficService:
                 before = self._state_for_audit(i)
                 end = (OverrideEnd(c.override.id, wall, "replaced", operator.user)
                        if c.override is not None else None)
+                c.recording = True
             after = {"override": {"action": action, "phase": phase, "plan": start.plan,
                                   "expires_at": expires.isoformat(), "reason": reason},
                      "cmd_id": cmd_id}
@@ -758,9 +762,12 @@ class TrafficService:
                                 "done", before=before, after=after, detail=reason),
                     end=end, start=start, command=_record(command, "operator", None))
             except StorageError as exc:
+                with self._lock:
+                    c.recording = False
                 raise NotRecordedError(f"not done: the action could not be recorded ({exc})") from exc
             assert new_id is not None
             with self._lock:
+                c.recording = False
                 c.override = ActiveOverride(new_id, intersection_id, action, phase, start.plan,
                                             operator.user, operator.role, reason, wall, expires)
                 self._send(i, body, "operator", wall, time.monotonic(), None, cmd_id=cmd_id)
