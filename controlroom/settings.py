@@ -116,10 +116,11 @@ class TrafficSettings(_Section):
                             "does not flap).")
     det_count: Literal["interval", "cumulative"] = Field(
         "interval", description="What telemetry det_count holds: vehicles counted since the "
-        "edge's previous poll (interval; what the edge agent sends) or the controller's wrapping "
+        "edge's previous message (interval; what the edge agent sends) or the controller's wrapping "
         "16-bit volume counter itself (cumulative).")
-    telemetry_period_s: float = Field(1.0, gt=0, le=60, description="The edges' poll interval: "
-                                      "one telemetry message counts vehicles of at most this long.")
+    telemetry_period_s: float = Field(1.0, gt=0, le=60, description="The edges' telemetry "
+                                      "interval (their poll_interval_s): one telemetry message "
+                                      "counts vehicles of at most this long.")
     override_default_s: float = Field(900.0, ge=10, le=86400, description="How long an operator "
                                       "override lasts when the request names no duration.")
     override_max_s: float = Field(4 * 3600.0, ge=10, le=7 * 86400, description="Longest "

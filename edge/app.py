@@ -1,9 +1,10 @@
 """The edge agent's composition root: builds outbox, link, devices and pollers, in start order.
 
 One ``EdgeAgent`` is one run of the agent and one epoch. Devices — simulated intersections and
-real controllers over Modbus TCP — are polled by one ``Poller`` each; after every poll the
-intersection's snapshot becomes one TrafficTelemetry (none while the device is unavailable) and
-any change becomes a TrafficEvent. Commands arrive through the link's inbound worker, are
+real controllers over Modbus TCP — are polled by one ``Poller`` each; after every poll any change becomes a TrafficEvent, and
+the intersection's ``ReportGate`` decides whether the polls so far become a TrafficTelemetry
+(one per poll interval; a controller is read several times per interval and a demand jump is
+reported at once; none while the device is unavailable). Commands arrive through the link's inbound worker, are
 checked against the contract (schema, intersection, issuer, expiry, then the controller's own
 safety limits) and answered with acks. Controller watchdogs are fed only while the control room
 is alive (``liveness``). Attendance machines are the office agent's (``office``), cameras the
@@ -20,6 +21,7 @@ import logging
 import os
 import platform
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -67,7 +69,15 @@ from edge.outbox import Outbox, OutboxError
 from edge.pollers import AsyncPoller, ListenerWorker, Poller
 from edge.settings import AttendanceMachineSettings, EdgeSettings, SimulatedIntersectionSettings
 from edge.status import remove_status, write_status
-from edge.traffic import EventDraft, IntersectionWatch, ReadingError, Stamp, telemetry
+from edge.traffic import (
+    EventDraft,
+    IntersectionWatch,
+    ReadingError,
+    Report,
+    ReportGate,
+    Stamp,
+    telemetry,
+)
 from firmware_sim.simple_intersection import (
     CommandRejected,
     DeviceUnavailable,
@@ -124,6 +134,7 @@ class _Intersection:
 
     poller: Poller[Any]
     watch: IntersectionWatch
+    gate: ReportGate
     simulated: SimpleIntersection | None = None
     controller: ControllerDevice | None = None
     reading_failed: bool = False  # a reading out of contract was logged; log once per streak
@@ -168,11 +179,13 @@ class EdgeAgent:
                 hint="a simulated device is offline only when a test or technician sets it so")
             poller.add_listener(lambda p, iid=spec.intersection_id: self._polled(iid, p))
             self._intersections[spec.intersection_id] = _Intersection(
-                poller, IntersectionWatch(spec.intersection_id), simulated=device)
+                poller, IntersectionWatch(spec.intersection_id),
+                ReportGate(settings.poll_interval_s, settings.poll_interval_s, None),
+                simulated=device)
         # Controllers are polled as tasks on that loop, not in a thread each (an agent may
         # serve hundreds); what each poll reports is published from one worker thread, so the
         # outbox's disk writes never hold up Modbus I/O. Their first polls are spread over the
-        # poll interval.
+        # scan interval. A controller is read every scan; its ReportGate picks the telemetry.
         self._modbus = ModbusLoop(f"edge-modbus-{self.edge_id}") if settings.controllers else None
         self._publisher = (ListenerWorker(f"edge-publish-{self.edge_id}")
                            if settings.controllers else None)
@@ -181,14 +194,16 @@ class EdgeAgent:
             controller = ControllerDevice(cspec, self._modbus, self._controlroom_alive)
             poller = AsyncPoller(
                 controller.device_id, controller.poll, spawn=self._modbus.spawn,
-                dispatch=self._publisher.submit, interval_s=cspec.poll_interval_s,
-                first_delay_s=cspec.poll_interval_s * k / len(settings.controllers),
+                dispatch=self._publisher.submit, interval_s=cspec.scan_s,
+                first_delay_s=cspec.scan_s * k / len(settings.controllers),
                 errors=(ControllerError,),
                 hint=f"check the controller at {cspec.address}: power, network cable, IP address "
                      "and Modbus unit id (`kota device controller status` probes it)")
             poller.add_listener(lambda p, iid=cspec.intersection_id: self._polled(iid, p))
             self._intersections[cspec.intersection_id] = _Intersection(
-                poller, IntersectionWatch(cspec.intersection_id), controller=controller)
+                poller, IntersectionWatch(cspec.intersection_id),
+                ReportGate(cspec.poll_interval_s, cspec.scan_s, cspec.early_report_gap_s),
+                controller=controller)
         # 4. attendance machines: one sync thread each, their ledger beside the outbox
         self.office: OfficeAgent | None = None
         if settings.attendance:
@@ -415,6 +430,9 @@ class EdgeAgent:
             feeds = self.cameras.feeds(iid)
             if feeds:  # camera zones stand in for some of the detectors
                 snapshot = feed_reading(snapshot, feeds)
+        if snapshot is None:
+            # What the scans since the last report counted goes out before "offline".
+            self._send_telemetry(iid, intersection, intersection.gate.flush(time.monotonic()))
         drafts = intersection.watch.availability(poller.available, poller.last_error)
         if snapshot is not None:
             drafts += intersection.watch.reading(snapshot)
@@ -425,8 +443,13 @@ class EdgeAgent:
             self._event(iid, draft)
         if snapshot is None:
             return  # unavailable: no telemetry, the control room shows the device offline
+        self._send_telemetry(iid, intersection, intersection.gate.scan(snapshot, time.monotonic()))
+
+    def _send_telemetry(self, iid: str, intersection: _Intersection, report: Report | None) -> None:
+        if report is None:
+            return
         try:
-            self.link.send(telemetry_topic(iid), lambda stamp: telemetry(iid, snapshot, stamp))
+            self.link.send(telemetry_topic(iid), lambda stamp: telemetry(iid, report, stamp))
         except ReadingError as exc:
             if not intersection.reading_failed:
                 log.error("%s; no telemetry until the device reads sanely again", exc)

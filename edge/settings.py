@@ -20,6 +20,7 @@ from firmware_sim.simple_intersection import MIN_SPLIT_S
 # The controller's watchdog register holds 1..600 s (devices.controller.registers CONTROL).
 WATCHDOG_MIN_S = 1.0
 WATCHDOG_MAX_S = 600.0
+DEFAULT_SCAN_S = 0.25  # how often a controller is read by default (ControllerSettings.scan_s)
 
 
 class SimulatedIntersectionSettings(BaseModel):
@@ -63,8 +64,19 @@ class ControllerSettings(BaseModel):
     unit: int = Field(1, ge=0, le=255, description="Modbus unit id the controller answers to.")
     timeout_s: float = Field(1.0, ge=0.05, le=30, description="Time one Modbus request may take "
                              "before the controller counts as not answering.")
-    poll_interval_s: float = Field(1.0, ge=0.05, le=60, description="How often status and "
-                                   "detectors are read (one telemetry message per poll).")
+    poll_interval_s: float = Field(1.0, ge=0.05, le=60, description="How often the "
+                                   "intersection's telemetry is sent (one message per interval, "
+                                   "plus the early ones of early_report_gap_s).")
+    scan_interval_s: float | None = Field(
+        None, ge=0.05, le=60,
+        description="How often status and detectors are read; at most poll_interval_s. The "
+        "scans between two telemetry messages are summed into the next one, and a scan that "
+        "shows a demand jump (a detector counting a vehicle or more above its recent rate) is "
+        "sent at once. Default: a quarter of a second, or poll_interval_s if that is shorter.")
+    early_report_gap_s: float | None = Field(
+        5.0, ge=0.5, le=3600,
+        description="At most one early telemetry message (a demand jump seen on a scan) per "
+        "this long per intersection, so the extra messages stay bounded; null: never early.")
     watchdog_timeout_s: float = Field(
         30.0, ge=WATCHDOG_MIN_S, le=WATCHDOG_MAX_S,
         description="Central watchdog the agent sets on the controller: without a kick for this "
@@ -75,6 +87,21 @@ class ControllerSettings(BaseModel):
                                    "reconnect attempts to an unreachable controller.")
     location: str = Field("", max_length=120, description="Where the cabinet stands, for "
                           "technicians (shown by `kota edge status`).")
+
+    @property
+    def scan_s(self) -> float:
+        """How often the controller is read (``scan_interval_s`` or its default)."""
+        if self.scan_interval_s is not None:
+            return self.scan_interval_s
+        return min(DEFAULT_SCAN_S, self.poll_interval_s)
+
+    @model_validator(mode="after")
+    def _scan_within_poll(self) -> ControllerSettings:
+        if self.scan_interval_s is not None and self.scan_interval_s > self.poll_interval_s:
+            raise ValueError(f"scan_interval_s {self.scan_interval_s:g} must not exceed "
+                             f"poll_interval_s {self.poll_interval_s:g} (every telemetry "
+                             "message needs a fresh reading)")
+        return self
 
     @model_validator(mode="after")
     def _watchdog_outlasts_polls(self) -> ControllerSettings:

@@ -1,14 +1,16 @@
-"""Intersection readings → contract payloads: one TrafficTelemetry per poll, events on change.
+"""Intersection readings → contract payloads: telemetry per report, events on change.
 
 Pure: no I/O, no threads, no clock. It reads any snapshot with the fields of
 ``IntersectionReading`` (the simulated intersection, a Modbus controller's reading from
 ``edge.controllers``) and remembers, per intersection, what it last reported so each change
 yields one event. A real controller also reports alarm bits; ``IntersectionWatch.alarms`` turns
-their edges into fallback, conflict and controller-alarm events.
+their edges into fallback, conflict and controller-alarm events. ``ReportGate`` decides which
+scans of a controller become telemetry (one per report interval, early for a demand jump).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -187,3 +189,146 @@ class IntersectionWatch:
                                          {"alarm": name, "active": False}))
         self._alarms = now
         return events
+
+
+# --------------------------------------------------------------------------- when to report
+
+# A demand jump worth an early report: a detector counted vehicles since the last report that
+# its own recent rate makes unlikely (Poisson, at most JUMP_P), at least JUMP_VEH_H above that
+# rate (the control room's `surge_veh_h`: what it would re-plan for). A vehicle on an idle loop
+# is one; on a busy loop one more vehicle is not, a platoon is.
+JUMP_P = 0.05
+JUMP_VEH_H = 1200.0
+# Time constant of each detector's recent rate (vehicles per second, exponentially smoothed
+# over the reports: each vehicle adds about 1/RATE_TAU_S veh/s, however the reports fall).
+RATE_TAU_S = 30.0
+
+
+def poisson_tail(count: int, mean: float) -> float:
+    """P(N ≥ count) for N ~ Poisson(mean)."""
+    if count <= 0:
+        return 1.0
+    term = math.exp(-mean)  # P(N = 0)
+    below = term
+    for k in range(1, count):
+        term *= mean / k
+        below += term
+    return max(0.0, 1.0 - below)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One telemetry message's reading: the newest scan's signal state and mode, each
+    detector's vehicles summed over the scans since the previous report, its occupancy averaged
+    over them and its fault set if any scan saw one. ``early``: sent before the report interval
+    for a demand jump."""
+
+    mode: str
+    plan: int | None
+    cycle_timer_s: float | None
+    signal: tuple[str, ...]
+    det_count: tuple[int, ...]
+    det_occupancy_pct: tuple[float, ...]
+    det_fault: tuple[bool, ...]
+    early: bool = False
+
+
+class ReportGate:
+    """Scans of one intersection → telemetry reports: one per ``interval_s``, or one at once
+    when a scan shows a demand jump (see ``JUMP_P``), at most one such early report per
+    ``early_gap_s`` (None: never early).
+
+    The edge reads a controller every ``scan_s`` (a fraction of the report interval) so that a
+    queue building up on a side street reaches the control room within a scan, not a whole
+    report interval later, while the telemetry stays at about one message per interval: an
+    early report replaces the regular one (the next is due ``interval_s`` after it), and the
+    budget bounds the extra messages to one per ``early_gap_s``. Pure: ``now`` is the caller's
+    monotonic clock in seconds.
+    """
+
+    def __init__(self, interval_s: float, scan_s: float, early_gap_s: float | None) -> None:
+        if interval_s <= 0 or scan_s <= 0:
+            raise ValueError("interval_s and scan_s must be positive")
+        # A scan that lands a little early still counts as due (scans are drift-free but jitter).
+        self._due_after_s = interval_s - min(scan_s, interval_s) / 2
+        self._early_gap_s = early_gap_s
+        self._last_report_at: float | None = None
+        self._last_early_at = -math.inf
+        self._rate: list[float] | None = None  # veh/s per detector, known after the first report
+        self._latest: IntersectionReading | None = None
+        self._count: list[int] = []
+        self._occupancy_sum: list[float] = []
+        self._fault: list[bool] = []
+        self._scans = 0
+        self.early_reports = 0
+
+    def scan(self, reading: IntersectionReading, now: float) -> Report | None:
+        """Take one scan; the report to send now, or None."""
+        n = len(reading.det_count)
+        if self._scans and n != len(self._count):
+            self._clear()  # the detector set changed (controller swapped): start over
+        if self._rate is not None and len(self._rate) != n:
+            self._rate = None
+        if not self._scans:
+            self._count = [0] * n
+            self._occupancy_sum = [0.0] * n
+            self._fault = [False] * n
+        for d in range(n):
+            self._count[d] += int(reading.det_count[d])
+            self._occupancy_sum[d] += float(reading.det_occupancy_pct[d])
+            self._fault[d] = self._fault[d] or bool(reading.det_fault[d])
+        self._scans += 1
+        self._latest = reading
+        if self._last_report_at is None:
+            return self._emit(now, early=False)  # the first scan: report at once
+        elapsed = now - self._last_report_at
+        if elapsed >= self._due_after_s:
+            return self._emit(now, early=False)
+        if (self._early_gap_s is not None and now - self._last_early_at >= self._early_gap_s
+                and self._jumped(elapsed)):
+            self._last_early_at = now
+            self.early_reports += 1
+            return self._emit(now, early=True)
+        return None
+
+    def flush(self, now: float) -> Report | None:
+        """What the scans since the last report counted (the device stopped answering), or
+        None if there were none."""
+        if not self._scans or self._latest is None:
+            return None
+        return self._emit(now, early=False)
+
+    def _jumped(self, elapsed: float) -> bool:
+        if self._rate is None or elapsed <= 0:
+            return False
+        floor = JUMP_VEH_H * elapsed / 3600.0
+        for count, rate, fault in zip(self._count, self._rate, self._fault, strict=True):
+            expected = rate * elapsed
+            if (not fault and count >= 1 and count - expected >= floor
+                    and poisson_tail(count, expected) <= JUMP_P):
+                return True
+        return False
+
+    def _emit(self, now: float, *, early: bool) -> Report:
+        latest = self._latest
+        assert latest is not None
+        report = Report(
+            mode=str(latest.mode), plan=latest.plan, cycle_timer_s=latest.cycle_timer_s,
+            signal=tuple(latest.signal), det_count=tuple(self._count),
+            det_occupancy_pct=tuple(round(s / self._scans, 1) for s in self._occupancy_sum),
+            det_fault=tuple(self._fault), early=early)
+        if self._last_report_at is not None and self._rate is not None:
+            elapsed = now - self._last_report_at
+            if elapsed > 0:
+                weight = 1.0 - math.exp(-elapsed / RATE_TAU_S)
+                self._rate = [rate + (count / elapsed - rate) * weight
+                              for rate, count in zip(self._rate, self._count, strict=True)]
+        elif self._rate is None:
+            self._rate = [0.0] * len(self._count)
+        self._last_report_at = now
+        self._clear()
+        return report
+
+    def _clear(self) -> None:
+        self._scans = 0
+        self._count, self._occupancy_sum, self._fault = [], [], []

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.settings import DEFAULT_SCAN_S
 from kota.bench_stack import BenchError, StackParts, run_bench
 from kota.city import (
     Child,
@@ -370,6 +371,7 @@ class LoopOptions:
     duration_s: float = 60.0
     warmup_max_s: float = 180.0
     poll_interval_s: float = 1.0
+    scan_interval_s: float | None = None  # None: the edge's default (a quarter second)
     plan_interval_s: float = 2.0
     surge_replan: bool = True
     tick_s: float = 0.1
@@ -467,7 +469,12 @@ class LoopBench(StackParts):
         count = self.o.edges or max(2, math.ceil(n / CONTROLLERS_PER_EDGE))
         count = max(1, min(count, n))
         self.edge_count = count
-        self.say(f"starting {count} edge agent(s), polling every {self.o.poll_interval_s:g} s…")
+        scan = ("default" if self.o.scan_interval_s is None
+                else f"{self.o.scan_interval_s:g} s")
+        self.say(f"starting {count} edge agent(s), telemetry every {self.o.poll_interval_s:g} s, "
+                 f"controllers read every {scan}…")
+        scan_setting = ({} if self.o.scan_interval_s is None
+                        else {"scan_interval_s": self.o.scan_interval_s})
         for k, mine in enumerate(split_evenly(self.ids, count), start=1):
             edge_id = f"edge-bench-{self.tag}-{k}"
             state_dir = self.run_dir / "edges" / edge_id
@@ -481,7 +488,8 @@ class LoopBench(StackParts):
                     "controllers": [
                         {"intersection_id": iid, "host": "127.0.0.1",
                          "port": self.worker_of[iid].ports[iid], "unit": 1,
-                         "poll_interval_s": self.o.poll_interval_s} for iid in mine],
+                         "poll_interval_s": self.o.poll_interval_s, **scan_setting}
+                        for iid in mine],
                 },
             }
             child = self._child(edge_id, ["edge", "run"], doc,
@@ -815,7 +823,10 @@ def figures(bench: LoopBench, warmup_s: float, m: dict[str, Any]) -> dict[str, A
         "edge_agents": bench.edge_count,
         "broker": "external " + (o.mqtt_url or "") if o.mqtt_url else "embedded (kota broker)",
         "database": "external" if o.database_url else "embedded PostgreSQL",
-        "edge_poll_interval_s": o.poll_interval_s, "plan_interval_s": o.plan_interval_s,
+        "edge_poll_interval_s": o.poll_interval_s,
+        "edge_scan_interval_s": (o.scan_interval_s if o.scan_interval_s is not None
+                                 else min(DEFAULT_SCAN_S, o.poll_interval_s)),
+        "plan_interval_s": o.plan_interval_s,
         "controlroom_tick_s": o.tick_s, "surge_replan": o.surge_replan,
         "background_traffic_level": o.traffic_level,
         "watch_poll_ms": WATCH_POLL_S * 1000, "warmup_s": round(warmup_s, 1),
@@ -858,7 +869,8 @@ def print_table(f: dict[str, Any]) -> None:
           f"{f['detectors']} loops each), {f['edge_agents']} edge agents, "
           f"{f['emulator_processes']} emulator process(es), broker {f['broker']}, "
           f"{f['database']}")
-    print(f"settings: edge poll {f['edge_poll_interval_s']:g} s, plan interval "
+    print(f"settings: edge telemetry every {f['edge_poll_interval_s']:g} s, controllers read "
+          f"every {f['edge_scan_interval_s']:g} s, plan interval "
           f"{f['plan_interval_s']:g} s, surge re-plans {'on' if f['surge_replan'] else 'off'}, "
           f"control-room tick {f['controlroom_tick_s']:g} s; "
           f"warm-up {f['warmup_s']:g} s, measured {f['measured_s']:g} s")
@@ -901,6 +913,7 @@ def bench_loop(args: argparse.Namespace) -> int:
         intersections=args.intersections, samples=args.samples,
         concurrency=min(args.concurrency, args.intersections), duration_s=args.duration,
         warmup_max_s=args.warmup, poll_interval_s=args.poll_interval,
+        scan_interval_s=args.scan_interval,
         plan_interval_s=args.plan_interval, tick_s=args.tick, sample_timeout_s=args.timeout,
         cooldown_s=args.cooldown, traffic_level=args.traffic, edges=args.edges,
         surge_replan=args.surge_replan,
@@ -949,12 +962,17 @@ def add_parser(bench_subparsers: argparse._SubParsersAction) -> argparse.Argumen
                    "(each switches at the end of its local cycle) and for those to settle "
                    "(default 180 s)")
     p.add_argument("--poll-interval", type=float, default=1.0,
-                   help="edge poll interval of every controller, s (default 1: the 1 Hz of "
-                   "the design)")
+                   help="edge telemetry interval of every controller, s (default 1: the 1 Hz "
+                   "of the design)")
+    p.add_argument("--scan-interval", type=float,
+                   help="how often the edges read each controller between telemetry messages, "
+                   "s (default: the edge's own, a quarter second; a demand jump seen on a scan "
+                   "is sent at once). Equal to --poll-interval: read once per message, no "
+                   "early reports"),
     p.add_argument("--plan-interval", type=float, default=2.0,
                    help="control room plan_interval_s (default 2). With surge re-plans a surge "
-                   "reaches the controller within a tick, whatever the interval; the edge poll "
-                   "then bounds the latency (surge → telemetry is up to one poll)")
+                   "reaches the controller within a tick, whatever the interval; the edge scan "
+                   "then bounds the latency (surge → telemetry is up to one scan)")
     p.add_argument("--no-surge-replan", dest="surge_replan", action="store_false",
                    help="control room surge_replan = false: a surge waits for the next plan step "
                    "(to compare)")

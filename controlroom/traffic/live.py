@@ -5,10 +5,11 @@ signal state, mode and edge/controller availability. It must not run the core, s
 or touch storage; callers hold one lock around it.
 
 Detector counts. The edge agent sends in ``det_count`` the vehicles counted since its previous
-poll (`edge.controllers.CountTracker` differences the controller's wrapping 16-bit volume
-registers; the simulated intersection counts per poll too): ``det_count = "interval"``, the
-default. Each message then covers the time since the previous one, but at most the edges'
-poll period, so a lost QoS 0 message is time not seen rather than time with no traffic.
+message (`edge.controllers.CountTracker` differences the controller's wrapping 16-bit volume
+registers on every scan and `edge.traffic.ReportGate` sums the scans; the simulated intersection
+counts per poll): ``det_count = "interval"``, the default. Each message then covers the time
+since the previous one (an early message for a demand jump covers less), but at most the edges'
+telemetry period, so a lost QoS 0 message is time not seen rather than time with no traffic.
 ``det_count = "cumulative"`` reads the raw wrapping counter instead: an interval's vehicles
 are the differences of consecutive readings modulo 65536, which also survives lost messages;
 a difference no lane can produce (over ``MAX_LANE_VEH_S`` vehicles per second) is a counter

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -237,6 +237,61 @@ def test_telemetry_inventory_detectors_and_an_override(
     recorder.wait_for(is_telemetry(lambda t: [s.value for s in t.signal] == ["R", "G", "R", "R"]))
     send(recorder, command("release-0000001", OverrideBody(action="release")))
     recorder.wait_for(is_ack("release-0000001", "applied"))
+
+
+def test_a_vehicle_on_an_idle_loop_is_reported_within_a_scan_and_telemetry_stays_at_its_interval(
+        mqtt_url: str, emulators: EmulatorThread, make_recorder: Callable[..., Recorder],
+        tmp_path: Path) -> None:
+    """Telemetry every 2 s, scans every 0.25 s: a vehicle on an idle loop goes out in an early
+    report, not with the next regular one; a second jump within early_report_gap_s waits for
+    the regular report; every vehicle is counted once across the messages."""
+    emu = emulators.start()
+    port = int(mqtt_url.rsplit(":", 1)[1])
+    recorder = make_recorder(port, ALL, client_id=f"rec-{time.monotonic_ns()}")
+    settings = EdgeSettings(
+        edge_id=EDGE_ID, mqtt=Endpoint(url=mqtt_url, keepalive_s=2), state_dir=tmp_path / "edge",
+        controllers=[ControllerSettings(intersection_id=IID, host="127.0.0.1", port=emu.port,
+                                        poll_interval_s=2.0, scan_interval_s=0.25,
+                                        early_report_gap_s=30, watchdog_timeout_s=WATCHDOG_S)])
+    agent = EdgeAgent(settings, tmp_path)
+    agent.start()
+    try:
+        def mine(t: TrafficTelemetry) -> bool:
+            return t.epoch == agent.epoch
+
+        def vehicle(detector: int) -> datetime:
+            at = utc_now()
+            emulators.call(lambda: emu.set_presence(detector, True))
+            time.sleep(0.02)
+            emulators.call(lambda: emu.set_presence(detector, False))
+            return at
+
+        # Steady state: one message per 2 s, not one per scan.
+        recorder.wait_for(is_telemetry(lambda t: mine(t) and t.mode == "local_fixed"))
+        before = len(recorder.wait_for(is_telemetry(mine)))
+        time.sleep(4.0)
+        regular = len(recorder.wait_for(is_telemetry(mine))) - before
+        assert 1 <= regular <= 3, f"{regular} telemetry messages in 4 s at a 2 s interval"
+
+        # Just after a regular report, a vehicle on idle loop 2: reported within about a scan.
+        last = len(recorder.wait_for(is_telemetry(mine)))
+        recorder.wait_for(is_telemetry(mine), count=last + 1)
+        sent = vehicle(2)
+        [early] = recorder.wait_for(is_telemetry(lambda t: mine(t) and t.det_count[1] > 0))
+        assert (early.payload.ts - sent).total_seconds() < 1.2, "not reported early"
+
+        # A second jump within the early-report budget waits for the regular report.
+        time.sleep(0.05)
+        sent = vehicle(3)
+        [later] = recorder.wait_for(is_telemetry(lambda t: mine(t) and t.det_count[2] > 0))
+        assert (later.payload.ts - early.payload.ts).total_seconds() >= 1.5, "a second early report"
+
+        time.sleep(2.1)
+        counted = [sum(m.payload.det_count[d] for m in recorder.wait_for(is_telemetry(mine)))
+                   for d in range(8)]
+        assert counted == [0, 1, 1, 0, 0, 0, 0, 0]
+    finally:
+        agent.stop()
 
 
 def test_plans_are_applied_and_bad_commands_change_nothing(

@@ -110,6 +110,12 @@ def test_controller_settings_are_checked() -> None:
                                    "poll_interval_s": 1}])
     with pytest.raises(ValidationError, match="extra"):
         EdgeSettings(controllers=[{"intersection_id": "a", "host": "h", "slave": 1}])
+    # Read four times a second by default, or every poll if polls are faster; never slower.
+    assert ok.controllers[0].scan_s == 0.25 and ok.controllers[0].early_report_gap_s == 5.0
+    fast = EdgeSettings(controllers=[{"intersection_id": "a", "host": "h", "poll_interval_s": 0.1}])
+    assert fast.controllers[0].scan_s == 0.1
+    with pytest.raises(ValidationError, match="must not exceed poll_interval_s"):
+        EdgeSettings(controllers=[{"intersection_id": "a", "host": "h", "scan_interval_s": 2}])
 
 
 def test_the_status_file_is_fresh_or_refused(tmp_path: Path) -> None:
