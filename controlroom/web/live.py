@@ -22,6 +22,10 @@ Events (``event:`` name, JSON ``data:``):
 * ``heartbeat`` — ``{"ts"}`` every ``heartbeat_s`` (15 s): the stream is alive when nothing moves.
 
 ``ts`` is the server's time when the data was read, so a client can tell its delay.
+
+A stream outlives the request that opened it, so its credential is checked again every
+``recheck_s`` (10 s; at the next event, so within 25 s): after a log-out or an expired session
+the stream ends, and the page's reconnect meets the log-in.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +55,7 @@ PERIOD_S = 0.5  # the map's data is at most this old (plus the network)
 HEARTBEAT_S = 15.0
 QUEUE_MAX = 8  # events a subscriber may lag behind before it is resynchronised
 RETRY_MS = 2000  # EventSource reconnect delay the stream asks for
+RECHECK_S = 10.0  # an open stream's log-in is checked again this often (log-out, lost role)
 
 LOCAL_MODES = frozenset({"local_fixed", "local_actuated"})
 DARK_MODES = frozenset({"flash", "off"})
@@ -197,11 +202,12 @@ class LiveFeed:
 
     def __init__(self, read: Callable[[], Reading], links: list[list[str]] | None = None, *,
                  period_s: float = PERIOD_S, heartbeat_s: float = HEARTBEAT_S,
-                 queue_max: int = QUEUE_MAX) -> None:
+                 queue_max: int = QUEUE_MAX, recheck_s: float = RECHECK_S) -> None:
         self._read = read
         self._links = links or []
         self.period_s = period_s
         self.heartbeat_s = heartbeat_s
+        self.recheck_s = recheck_s
         self.queue_max = max(3, queue_max)  # room for a full snapshot (two events) and one more
         self._subs: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
@@ -347,14 +353,25 @@ class LiveFeed:
 
     # ------------------------------------------------------------------ one stream
 
-    async def stream(self, sub: Subscriber):  # type: ignore[no-untyped-def]
-        """The SSE body of one subscriber; unsubscribes however it ends."""
+    async def stream(self, sub: Subscriber,
+                     allowed: Callable[[], Awaitable[bool]] | None = None):  # type: ignore[no-untyped-def]
+        """The SSE body of one subscriber; unsubscribes however it ends. ``allowed`` is asked,
+        on the first event after every ``recheck_s`` (a heartbeat comes at least every
+        ``heartbeat_s``), whether the subscriber may still watch; False ends the stream."""
+        loop = asyncio.get_running_loop()
+        next_check = loop.time() + self.recheck_s
         try:
             yield f"retry: {RETRY_MS}\n\n".encode()
             while True:
-                event = await sub.queue.get()
+                event = await sub.queue.get()  # a heartbeat at least every heartbeat_s
                 if event is None:
                     return
+                if allowed is not None and loop.time() >= next_check:
+                    if not await allowed():
+                        log.info("live feed: %s may no longer watch (logged out or key "
+                                 "removed); stream ended", sub.who or "a subscriber")
+                        return
+                    next_check = loop.time() + self.recheck_s
                 sub.delivered += 1
                 yield event
         finally:
@@ -400,7 +417,13 @@ def live_router(app: FastAPI, gate: Gate, store: Store, traffic: TrafficService 
         except RuntimeError as exc:
             raise HTTPException(503, "the control room is stopping; the page reconnects "
                                 "when it is back") from exc
-        return StreamingResponse(feed.stream(sub), media_type="text/event-stream",
+        async def still_allowed() -> bool:
+            try:
+                return await run_in_threadpool(gate.identify, request) is not None
+            except HTTPException:
+                return True  # the database is away: keep the wall map, check again later
+
+        return StreamingResponse(feed.stream(sub, still_allowed), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache, no-transform",
                                           "X-Accel-Buffering": "no"})
 
