@@ -37,8 +37,14 @@ def months_to_recompute(today: date, previous_until_day: int) -> list[str]:
     return [f"{previous:%Y-%m}", current]
 
 
+class RoundBusy(RuntimeError):
+    """A payroll round is already running (the scheduled one, or one asked for by hand)."""
+
+
 class PayrollJob:
-    """One background thread; `run_once()` is the round, callable from tests and the CLI."""
+    """One background thread; `run_once()` is the round, callable from tests and the CLI.
+    Rounds never overlap: one asked for while another runs waits for it, or with
+    ``wait=False`` is refused with RoundBusy."""
 
     def __init__(self, payroll: Payroll, sync: SimpegSync | None, *, interval_s: float,
                  previous_until_day: int = 10,
@@ -51,9 +57,24 @@ class PayrollJob:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._simpeg_down = False
+        self._round = threading.Lock()
         self.last: dict[str, Any] = {}
 
-    def run_once(self) -> dict[str, Any]:
+    @property
+    def busy(self) -> bool:
+        """A round is running now."""
+        return self._round.locked()
+
+    def run_once(self, *, wait: bool = True) -> dict[str, Any]:
+        if not self._round.acquire(blocking=wait):
+            raise RoundBusy("a payroll round is running now (the scheduled one or one asked "
+                            "for by hand); its answer comes within a minute or two")
+        try:
+            return self._round_once()
+        finally:
+            self._round.release()
+
+    def _round_once(self) -> dict[str, Any]:
         months = months_to_recompute(self._today(), self.previous_until_day)
         out: dict[str, Any] = {"months": months, "at": time.time()}
         if self.sync is not None:

@@ -10,7 +10,6 @@ audited too (as payroll.py does).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the annotations at definition time.
-import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
@@ -21,7 +20,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from controlroom.attendance.payroll import Payroll, PayrollInputError, month_bounds
-from controlroom.attendance.payroll_job import PayrollJob
+from controlroom.attendance.payroll_job import PayrollJob, RoundBusy
 from controlroom.attendance.presence import as_json, presence_on
 from controlroom.attendance.store import AttendanceStore
 from controlroom.traffic.access import Operator
@@ -50,7 +49,6 @@ def attendance_views_router(payroll: Payroll, attendance: AttendanceStore | None
     router = APIRouter(prefix="/api/attendance", tags=["attendance for BKPSDM"])
     reader = gate.reader("attendance records are personal data")
     zone = ZoneInfo(payroll.rules.file.timezone)
-    running = threading.Lock()  # one sync at a time from the web
 
     clerk = clerk_dependency(payroll, gate, "run the SIMPEG sync")
 
@@ -168,7 +166,7 @@ def attendance_views_router(payroll: Payroll, attendance: AttendanceStore | None
             "round": None if job is None else {
                 "interval_s": job.interval_s,
                 "simpeg": None if job.sync is None else job.health()["simpeg"],
-                "running": running.locked(), "last": last},
+                "running": job.busy, "last": last},
             "last_pull": jsonable(pulls[0]) if pulls else None,
             "uploads": [uploads(m) for m in months],
             "history": [jsonable(a) for a in history]}
@@ -181,19 +179,15 @@ def attendance_views_router(payroll: Payroll, attendance: AttendanceStore | None
         if job is None or job.sync is None:
             raise HTTPException(409, "no SIMPEG is configured: set [controlroom.attendance."
                                 "simpeg] and payroll_interval_s")
-        if not running.acquire(blocking=False):
-            raise HTTPException(409, "a SIMPEG sync started from the dashboard is running; "
-                                "wait for its answer")
+        before = job.last.get("at")
         try:
-            before = job.last.get("at")
-            try:
-                out = job.run_once()
-            except psycopg.Error as exc:
-                raise HTTPException(503, f"the round failed in the database: {exc}") from exc
-            except PayrollInputError as exc:
-                raise HTTPException(409, f"the round was refused: {exc}") from exc
-        finally:
-            running.release()
+            out = job.run_once(wait=False)
+        except RoundBusy as exc:
+            raise HTTPException(409, f"{exc}; then run it again if still needed") from exc
+        except psycopg.Error as exc:
+            raise HTTPException(503, f"the round failed in the database: {exc}") from exc
+        except PayrollInputError as exc:
+            raise HTTPException(409, f"the round was refused: {exc}") from exc
         result = {k: v for k, v in out.items() if k != "at"}
         result["at"] = datetime.fromtimestamp(out["at"], UTC).isoformat()
         payroll.store.audit(operator.user, "simpeg_sync_requested", ",".join(out["months"]), {

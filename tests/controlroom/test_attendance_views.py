@@ -6,6 +6,8 @@ a clerk (audited under the clerk's name; 401, 403 audited, 422 and 409 change no
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 
@@ -157,6 +159,7 @@ def simpeg(pg_url: str) -> Iterator[tuple[TestClient, PayrollStore, SimpegServer
                          stale_after_s=5, keys=KEYS, attendance=AttendanceStore(pool),
                          payroll=payroll, payroll_job=job)
         with TestClient(app) as http:
+            http.job = job  # type: ignore[attr-defined]  # the scheduled round's job
             yield http, store, server
     pool.close()
 
@@ -207,6 +210,31 @@ def test_a_clerk_runs_the_sync_and_sees_what_simpeg_accepted_and_rejected(simpeg
     status = client.get("/api/attendance/simpeg", headers={"X-API-Key": CLERK}).json()
     assert status["round"]["simpeg"] == "down"
     assert status["round"]["last"]["simpeg_error"] == down["simpeg_error"]
+
+
+def test_a_sync_asked_for_while_the_scheduled_round_runs_is_refused_not_run_twice(
+        simpeg) -> None:
+    client, store, server = simpeg
+    job: PayrollJob = client.job
+    server.set_faults(delay_s=0.4)  # SIMPEG answers slowly: the round takes a while
+    scheduled = threading.Thread(target=job.run_once)
+    scheduled.start()
+    deadline = time.monotonic() + 5
+    while not job.busy:
+        assert time.monotonic() < deadline, "the round did not start"
+        time.sleep(0.01)
+    status = client.get("/api/attendance/simpeg", headers={"X-API-Key": CLERK}).json()
+    assert status["round"]["running"] is True
+    busy = client.post("/api/attendance/simpeg/sync", json={"reason": "rekap akhir bulan"},
+                       headers={"X-API-Key": CLERK})
+    assert busy.status_code == 409 and "round is running" in busy.json()["detail"]
+    assert store.audit_log(action="simpeg_sync_requested") == []
+    scheduled.join(30)
+    server.set_faults(delay_s=0.0)
+    done = client.post("/api/attendance/simpeg/sync", json={"reason": "rekap akhir bulan"},
+                       headers={"X-API-Key": CLERK})
+    assert done.status_code == 200, done.text
+    assert len(store.audit_log(action="simpeg_sync_requested")) == 1
 
 
 def test_refused_syncs_change_nothing(simpeg) -> None:
