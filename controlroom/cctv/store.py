@@ -352,6 +352,11 @@ class CctvStore:
                           (cmd_id,))
         return rows[0] if rows else None
 
+    def snapshot_times(self) -> dict[str, datetime]:
+        """When each camera's latest stored snapshot was taken (cameras without one: absent)."""
+        rows = self._rows("SELECT camera_id, taken_at FROM cctv_snapshot")
+        return {r["camera_id"]: r["taken_at"] for r in rows}
+
     def snapshot(self, camera_id: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT camera_id, edge_id, taken_at, received_at, jpeg, cmd_id "
                           "FROM cctv_snapshot WHERE camera_id = %s", (camera_id,))

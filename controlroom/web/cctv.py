@@ -158,15 +158,18 @@ def cctv_router(store: CctvStore, service: CctvService | None, gate: Gate, *,
         return sent
 
     @router.get("/api/cameras", summary="Every camera: edge, intersection, state (online, "
-                "offline, stale, unknown), PTZ, tamper, open alarms")
+                "offline, stale, unknown), PTZ, tamper, open alarms, latest snapshot's time")
     def get_cameras() -> list[dict[str, Any]]:
         now = datetime.now(UTC)
         counts = store.open_alarm_counts()
+        snapshots = store.snapshot_times()
         out = []
         for row in store.cameras():
             body = view(row, now)
             body.pop("presets", None)
             body["open_alarms"] = counts.get(row["camera_id"], 0)
+            taken = snapshots.get(row["camera_id"])
+            body["snapshot_at"] = taken.isoformat() if taken is not None else None
             out.append(body)
         return out
 

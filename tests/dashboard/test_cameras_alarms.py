@@ -14,8 +14,10 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from playwright.sync_api import expect
 
@@ -85,6 +87,36 @@ def edge_paused(demo: Demo, edge_id: str) -> Iterator[int]:
         yield pids[0]
     finally:
         os.kill(pids[0], signal.SIGCONT)
+
+
+TILES_LOADED = ("[...document.querySelectorAll('.cam-tile img')].every("
+                "i => i.naturalWidth > 0)")
+
+
+def test_the_grid_fetches_a_snapshot_only_when_its_camera_has_a_newer_one(
+        new_page, demo: Demo) -> None:
+    cams = snapshots_ready(demo)
+    page = new_page("operator")
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url) if "/snapshot.jpg" in r.url else None)
+    page.goto("/#/cameras")
+    page.wait_for_selector(".cam-tile")
+    wait_until("every tile shows its snapshot", lambda: page.evaluate(TILES_LOADED), 15)
+    assert len(fetched) >= len(cams)
+    fetched.clear()
+    window_start = datetime.now(UTC)
+    page.wait_for_timeout(11_000)  # two grid refreshes (every 5 s); lets the events in
+    # A fetch is due only for a camera whose snapshot was taken since the page's last refresh
+    # before the window (the demo's cameras take one a minute).
+    due = {c["camera_id"] for c in demo.get("/api/cameras").json()
+           if datetime.fromisoformat(c["snapshot_at"]) >= window_start - timedelta(seconds=7)}
+    per_camera: dict[str, int] = {}
+    for url in fetched:
+        cam_id = unquote(url.split("/api/cameras/", 1)[1].split("/", 1)[0])
+        assert cam_id in due, (url, due)
+        per_camera[cam_id] = per_camera.get(cam_id, 0) + 1
+    # At most one new snapshot per camera in the window (they come every 30 s): one fetch.
+    assert all(n == 1 for n in per_camera.values()), per_camera
 
 
 def test_operator_moves_a_ptz_camera_and_goes_back_to_a_preset(new_page, demo: Demo) -> None:

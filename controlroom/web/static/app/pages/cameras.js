@@ -126,7 +126,24 @@ function mount(el, params) {
     h("span", { class: "muted", id: "camera-count" })), status,
   h("div", { class: "cam-layout" }, grid, detail));
 
-  const tiles = new Map(); // camera_id → {el, img, meta}
+  const tiles = new Map(); // camera_id → {el, img, meta, shown, wanted, visible}
+  // A tile's image is fetched only when its camera has a newer snapshot than the one shown,
+  // and only while the tile is on screen: a wall of hundreds of cameras costs the server the
+  // snapshots that changed on the screen's tiles, not all of them every refresh.
+  const onScreen = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      const view = tiles.get(entry.target.dataset.camera);
+      if (!view) continue;
+      view.visible = entry.isIntersecting;
+      if (view.visible) refreshTile(view, entry.target.dataset.camera);
+    }
+  }) : null;
+
+  function refreshTile(view, id) {
+    if (!view.visible || view.wanted === null || view.wanted === view.shown) return;
+    view.shown = view.wanted;
+    reloadImage(view.img, id, () => { view.shown = undefined; }); // failed: try again later
+  }
   let drawn = ""; // the drawn cameras' ids and areas, to know when to rebuild the grid
   let stopDetail = null;
   let detailView = null;
@@ -136,10 +153,10 @@ function mount(el, params) {
   }
 
   /** Load the camera's snapshot off-screen and swap it in when it has arrived (no flicker). */
-  function reloadImage(img, id) {
+  function reloadImage(img, id, failed) {
     const next = new Image();
     next.onload = () => { img.src = next.src; img.classList.remove("missing"); };
-    next.onerror = () => img.classList.add("missing");
+    next.onerror = () => { img.classList.add("missing"); if (failed) failed(); };
     next.src = snapshotUrl(id);
   }
 
@@ -165,7 +182,8 @@ function mount(el, params) {
       onclick: () => select(cam.camera_id) },
     h("div", { class: "cam-img" }, img, h("span", { class: "cam-noimg" }, t("cameras.no_snapshot"))),
     meta);
-    tiles.set(cam.camera_id, { el, img, meta });
+    tiles.set(cam.camera_id, { el, img, meta, shown: undefined, wanted: null, visible: !onScreen });
+    if (onScreen) onScreen.observe(el);
     return el;
   }
 
@@ -174,6 +192,7 @@ function mount(el, params) {
     const shape = cameras.map((c) => `${c.camera_id}@${c.intersection_id || ""}`).join(",");
     if (shape !== drawn) {
       drawn = shape;
+      if (onScreen) onScreen.disconnect();
       clear(grid);
       tiles.clear();
       if (!cameras.length) { grid.append(h("p", { class: "empty" }, t("cameras.none"))); return; }
@@ -199,7 +218,8 @@ function mount(el, params) {
       view.el.classList.toggle("selected", on);
       view.el.setAttribute("aria-pressed", on ? "true" : "false");
       view.el.dataset.state = cam.state;
-      reloadImage(view.img, cam.camera_id);
+      view.wanted = cam.snapshot_at || null;
+      refreshTile(view, cam.camera_id);
     }
   }
 
@@ -407,7 +427,7 @@ function mount(el, params) {
         lastSnap = taken;
         if (!first) reloadImage(img, id);
         const view = tiles.get(id);
-        if (view && !first) reloadImage(view.img, id);
+        if (view && !first) { view.wanted = taken; refreshTile(view, id); }
       }
       snapAt.textContent = taken ? t("cameras.snapshot_at", { time: fmtTime(taken) }) : t("cameras.no_snapshot");
       clear(head).append(h("h2", {}, cam.name || cam.camera_id), h("span", { class: "muted" }, cam.camera_id),
@@ -437,6 +457,7 @@ function mount(el, params) {
   const stopGrid = every(GRID_REFRESH_MS, loadGrid, status);
   return () => {
     stopGrid();
+    if (onScreen) onScreen.disconnect();
     if (stopDetail) stopDetail();
     if (detailView) detailView.release();
   };
