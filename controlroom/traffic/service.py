@@ -42,7 +42,7 @@ from controlroom.storage.store import (
 )
 from controlroom.timing import Params, PlanOutput, State, Structure, initial_state, plan_step
 from controlroom.traffic.access import Operator
-from controlroom.traffic.alarms import AlarmBook, AlarmCode, Condition
+from controlroom.traffic.alarms import AlarmBook, AlarmCode, Condition, alarm_text
 from controlroom.traffic.layout import CityLayout
 from controlroom.traffic.live import LiveState
 from edge.contract import (
@@ -610,10 +610,12 @@ class TrafficService:
                     continue
                 del self._pending[cmd_id]
                 detail = f"command {cmd_id} got no answer after {p.attempts} attempts"
+                alarm = alarm_text("command_unanswered", cmd_id=cmd_id, attempts=p.attempts)
                 writes.statuses.append((cmd_id, "unanswered", wall, detail))
             elif p.status == "accepted" and wall >= p.command.expires_at + timedelta(seconds=timeout):
                 del self._pending[cmd_id]
                 detail = f"command {cmd_id} was accepted but never confirmed applied"
+                alarm = alarm_text("command_unconfirmed", cmd_id=cmd_id)
             else:
                 continue
             self.stats.unanswered += 1
@@ -623,7 +625,7 @@ class TrafficService:
                 log.info("intersection %s: %s (offline)", self.ids[p.index], detail)
                 continue
             log.warning("intersection %s: %s", self.ids[p.index], detail)
-            c.unanswered_alarm, c.unanswered_detail = True, detail
+            c.unanswered_alarm, c.unanswered_detail = True, alarm
 
     # ------------------------------------------------------------------ alarms
 
@@ -638,44 +640,44 @@ class TrafficService:
                 assert live.edge_id is not None
                 reason = self._live.edges[live.edge_id].reason
                 out.append(Condition(AlarmCode.EDGE_OFFLINE, iid,
-                                     f"edge {live.edge_id} is offline" + (f" ({reason})" if reason else ""),
+                                     alarm_text("edge_offline", edge=live.edge_id,
+                                                why=f" ({reason})" if reason else ""),
                                      live.edge_id))
             elif live.controller_offline_since is not None:
-                out.append(Condition(AlarmCode.CONTROLLER_OFFLINE, iid,
-                                     "controller does not answer the edge: "
-                                     f"{live.controller_offline_detail or 'device offline'}"))
+                out.append(Condition(AlarmCode.CONTROLLER_OFFLINE, iid, alarm_text(
+                    "controller_offline",
+                    detail=live.controller_offline_detail or "device offline")))
             elif not live.fresh(now, stale_s):
-                text = (f"no telemetry for more than {stale_s:g} s" if live.received_at is not None
-                        else "no telemetry since the control room started")
+                text = (alarm_text("no_telemetry", seconds=f"{stale_s:g}")
+                        if live.received_at is not None else alarm_text("no_telemetry_yet"))
                 out.append(Condition(AlarmCode.CONTROLLER_OFFLINE, iid, text))
             else:
                 if live.mode in LOCAL_MODES and c.override is None and (
                         c.central_seen or now - (c.local_since or now) > self._first_plan_grace_s(i)):
                     out.append(Condition(AlarmCode.LOCAL_FALLBACK, iid,
-                                         f"controller runs its local plan ({live.mode.value}) "
-                                         "instead of adaptive control", data={"mode": live.mode.value}))
+                                         alarm_text("local_fallback", mode=live.mode.value),
+                                         data={"mode": live.mode.value}))
                 if live.mode in DARK_MODES and not (c.override is not None and c.override.action == "flash"):
                     assert live.mode is not None
                     out.append(Condition(AlarmCode.SIGNAL_FLASH, iid,
-                                         f"signals are {live.mode.value} without an operator's order",
+                                         alarm_text("signal_flash", mode=live.mode.value),
                                          data={"mode": live.mode.value}))
                 for d, fault in enumerate(live.det_fault):
                     if fault:
                         out.append(Condition(AlarmCode.DETECTOR_FAULT, iid,
-                                             f"detector {d} reports a fault; the core no longer "
-                                             "trusts it", str(d)))
+                                             alarm_text("detector_fault", detector=d), str(d)))
                 if live.mismatch:
-                    out.append(Condition(AlarmCode.LAYOUT_MISMATCH, iid, live.mismatch))
+                    out.append(Condition(AlarmCode.LAYOUT_MISMATCH, iid,
+                                         alarm_text("layout_mismatch", detail=live.mismatch)))
             if c.rejected_alarm:
-                out.append(Condition(AlarmCode.COMMAND_REJECTED, iid,
-                                     f"edge rejected {c.rejects} command(s): {c.reject_reason}"))
+                out.append(Condition(AlarmCode.COMMAND_REJECTED, iid, alarm_text(
+                    "command_rejected", n=c.rejects, reason=c.reject_reason)))
             if c.unanswered_alarm:
                 out.append(Condition(AlarmCode.COMMAND_UNANSWERED, iid, c.unanswered_detail))
             if c.ds_high_steps >= self._settings.ds_alarm_cycles:
-                out.append(Condition(AlarmCode.SATURATION, iid,
-                                     f"degree of saturation {c.ds_max:.2f} above "
-                                     f"{self._settings.ds_alarm:g} for {c.ds_high_steps} plan steps",
-                                     data={"ds_max": round(c.ds_max, 3)}))
+                out.append(Condition(AlarmCode.SATURATION, iid, alarm_text(
+                    "saturation", ds=f"{c.ds_max:.2f}", limit=f"{self._settings.ds_alarm:g}",
+                    steps=c.ds_high_steps), data={"ds_max": round(c.ds_max, 3)}))
         return out
 
     def _track_modes(self, now: float) -> None:

@@ -47,11 +47,12 @@ class AckRequest(BaseModel):
         return value
 
 
-def split_text(kind: str, text: str) -> tuple[str | None, str]:
-    """(Bahasa Indonesia, English) of an alarm's text. Camera and machine alarms are written
-    "Indonesian / English" (controlroom/cctv/alarms.py, controlroom/attendance/alarms.py);
-    traffic alarms are English only for now (controlroom/traffic/alarms.py)."""
-    if kind != "traffic" and " / " in text:
+def split_text(text: str) -> tuple[str | None, str]:
+    """(Bahasa Indonesia, English) of an alarm's text. Alarms are written "Indonesian /
+    English" (controlroom/traffic/alarms.py, controlroom/cctv/alarms.py,
+    controlroom/attendance/alarms.py); a traffic alarm stored before its texts were (English
+    only, with no separator) has no Indonesian."""
+    if " / " in text:
         text_id, text_en = text.split(" / ", 1)
         return text_id.strip(), text_en.strip()
     return None, text
@@ -60,7 +61,7 @@ def split_text(kind: str, text: str) -> tuple[str | None, str]:
 def board_row(kind: str, row: dict[str, Any],
               jsonable: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
     """One store row as the board shows it, the same shape for every kind."""
-    text_id, text_en = split_text(kind, row["text"])
+    text_id, text_en = split_text(row["text"])
     source = {"traffic": row.get("intersection_id"), "camera": row.get("camera_id"),
               "machine": row.get("device_sn")}[kind]
     name = {"traffic": None, "camera": row.get("camera_name"),

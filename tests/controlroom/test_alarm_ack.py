@@ -28,6 +28,7 @@ from controlroom.settings import ApiKey, AuthSettings
 from controlroom.storage.migrate import migrate
 from controlroom.storage.store import AlarmKey, AlarmRecord, Store, TrafficWrites, open_pool
 from controlroom.traffic.access import KeyRing
+from controlroom.traffic.alarms import alarm_text
 from controlroom.web.api import create_api
 
 
@@ -105,7 +106,8 @@ def world(pg_url: str) -> Iterator[World]:
     # One alarm of each kind, opened the way each service opens them.
     store.write_traffic(TrafficWrites(alarms_opened=[
         AlarmRecord(AlarmKey("edge_offline", "J4", "edge-2"), "critical",
-                    "edge edge-2 is offline", T0, {}),
+                    alarm_text("edge_offline", edge="edge-2", why=" (lost / link)"), T0, {}),
+        # Stored before traffic alarm texts were bilingual: English only.
         AlarmRecord(AlarmKey("detector_fault", "J1", "3"), "warning",
                     "detector 3 reports a fault; the core no longer trusts it", T0, {})]))
     cctv.reconcile_alarms([CameraCondition(
@@ -144,7 +146,9 @@ def test_the_board_lists_every_kind_in_one_list_with_both_languages(world: World
     assert camera["text_en"] == "camera cam-J1: picture blacked out (camera covered or no signal)"
     assert rows[0]["text_id"].startswith("Jam mesin ZK-001") and rows[0]["text_en"].startswith(
         "machine clock")
-    assert rows[3]["text_id"] is None and rows[3]["text_en"] == "edge edge-2 is offline"
+    assert rows[3]["text_id"] == "Edge edge-2 tidak terhubung (lost/link)"
+    assert rows[3]["text_en"] == "edge edge-2 is offline (lost/link)"
+    assert rows[2]["text_id"] is None and rows[2]["text_en"].startswith("detector 3 reports")
     assert all(r["state"] == "open" and r["acked"] is False and r["acked_by"] is None
                for r in rows)
     assert rows[3]["opened_at"] == T0.isoformat()

@@ -65,7 +65,7 @@ const strings = {
     "alarms.shown": "{n} alarm ditampilkan", "alarms.edge": "edge {id}",
     "alarms.view_only": "Peran Anda dapat melihat alarm; mengakui: operator, supervisor, admin.",
     "alarms.auto_clear": "Alarm selesai sendiri saat kondisinya pulih; pengakuan tidak menutup alarm.",
-    "alarms.text_en_only": "Rincian alarm lalu lintas tertulis dalam bahasa Inggris.",
+    "alarms.text_en_only": "Rincian sebagian alarm (dari sebelum ada terjemahannya) tertulis dalam bahasa Inggris.",
   },
   en: {
     "alarms.nav": "Alarms", "alarms.title": "Alarms",
@@ -231,7 +231,7 @@ function mount(el, params) {
     } else {
       summary.textContent = t("alarms.shown", { n: shown.length });
     }
-    // Traffic alarm texts exist in English only (controlroom/traffic/alarms.py): say so once.
+    // Traffic alarms stored before their texts were bilingual are English only: say so once.
     englishNote.textContent = lang() === "id" && shown.some((a) => !a.text_id)
       ? t("alarms.text_en_only") : "";
     clear(body);
