@@ -114,6 +114,14 @@ def demo() -> Iterator[Demo]:
             return sum(1 for r in rows if r["online"] and r["det_count"]) == 6
 
         _wait("six intersections live", live, 60, output)
+
+        def adaptive() -> bool:  # past the start-up flash and the first local cycle
+            rows = [d.get(f"/api/intersections/J{k}").json() for k in range(1, 7)]
+            return all((r.get("live") or {}).get("mode") == "central"
+                       and (r.get("plan") or {}).get("source") == "adaptive"
+                       for r in rows)
+
+        _wait("six intersections under adaptive control", adaptive, 120, output)
         _wait("two cameras online", lambda: sum(
             1 for c in d.get("/api/cameras").json() if c.get("state") == "online") == 2, 60, output)
         yield d
