@@ -661,6 +661,10 @@ def _device_status(i: _Intersection) -> dict[str, Any]:
         "failing_since": _iso(poller.failing_since),
         "first_error": poller.first_error,
         "last_error": poller.last_error,
+        "reads_every_s": i.controller.spec.scan_s if i.controller is not None else None,
+        "reports_every_s": (i.controller.spec.poll_interval_s if i.controller is not None
+                            else None),
+        "early_reports": i.gate.early_reports,
     }
     if i.simulated is not None:
         out.update(address=None, model=i.simulated.model, firmware=i.simulated.firmware)

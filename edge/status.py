@@ -105,6 +105,15 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
             for row in rows]
 
 
+def _cadence(dev: Mapping[str, Any]) -> str:
+    """How often a controller is read and reported, and how many reports went early."""
+    reads, reports = dev.get("reads_every_s"), dev.get("reports_every_s")
+    if reads is None or reports is None:
+        return "-"
+    early = dev.get("early_reports") or 0
+    return f"{reads:g} s / {reports:g} s" + (f" ({early} early)" if early else "")
+
+
 def render(data: Mapping[str, Any], now: datetime) -> str:
     """A technician's table: one row per device, then each device's last error."""
     link = "connected" if data.get("connected") else "NOT connected"
@@ -119,7 +128,7 @@ def render(data: Mapping[str, Any], now: datetime) -> str:
         "",
     ]
     header = ("INTERSECTION", "KIND", "ADDRESS", "MODEL / FIRMWARE", "MODE", "PLAN",
-              "LAST CONTACT", "ERRORS", "WATCHDOG")
+              "LAST CONTACT", "ERRORS", "READ / REPORT", "WATCHDOG")
     rows = [header]
     errors = []
     for iid, dev in sorted(data.get("devices", {}).items()):
@@ -146,7 +155,7 @@ def render(data: Mapping[str, Any], now: datetime) -> str:
         rows.append((iid, dev.get("kind", "?"), dev.get("address") or "-", model,
                      state + mode, str(dev.get("plan") or "-"),
                      _age(dev.get("last_ok_at"), now), str(dev.get("consecutive_errors", 0)),
-                     watchdog))
+                     _cadence(dev), watchdog))
         if dev.get("last_error"):
             if dev.get("failing_since"):
                 since = _age(dev["failing_since"], now)

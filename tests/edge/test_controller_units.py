@@ -128,7 +128,8 @@ def test_the_status_file_is_fresh_or_refused(tmp_path: Path) -> None:
               "consecutive_errors": 3, "failing_since": (now - timedelta(seconds=3)).isoformat(),
               "first_error": "ControllerConnectionError: cannot connect to controller 10.0.0.5:502",
               "last_error": "ControllerTimeout: no answer",
-              "watchdog": {"feeding": False, "left_s": 12.5, "expired": False}}
+              "watchdog": {"feeding": False, "left_s": 12.5, "expired": False},
+              "reads_every_s": 0.25, "reports_every_s": 1.0, "early_reports": 4}
     write_status(tmp_path, {"edge_id": "e1", "pid": 1, "host": "elsewhere",
                             "written_at": now.isoformat(), "stale_after_s": 5,
                             "devices": {"simpang-1": device}})
@@ -137,6 +138,7 @@ def test_the_status_file_is_fresh_or_refused(tmp_path: Path) -> None:
     assert "simpang-1" in table and "OFFLINE central" in table and "NOT feeding" in table
     assert "ControllerTimeout: no answer" in table and " 3 " in table
     assert "failing since 3.0 s ago: ControllerConnectionError: cannot connect" in table
+    assert "READ / REPORT" in table and "0.25 s / 1 s (4 early)" in table
     with pytest.raises(StatusError, match="stale"):
         read_status(tmp_path, now + timedelta(seconds=6))
 
