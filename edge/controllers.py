@@ -43,6 +43,7 @@ from devices.controller.safety import check_plan
 from edge.contract import OverrideBody, PlanBody, UnitMode, utc_now
 from edge.liveness import Liveness
 from edge.settings import ControllerSettings
+from edge.traffic import Reading
 
 log = logging.getLogger(__name__)
 
@@ -142,16 +143,9 @@ class ModbusLoop:
 
 
 @dataclass(frozen=True, slots=True)
-class ControllerReading:
-    """One poll of a controller in the contract's terms (``edge.traffic.IntersectionReading``)."""
+class ControllerReading(Reading):
+    """One poll of a controller in the contract's terms, with what only a controller tells."""
 
-    mode: str
-    plan: int | None
-    cycle_timer_s: float | None
-    signal: tuple[str, ...]
-    det_count: tuple[int, ...]
-    det_occupancy_pct: tuple[float, ...]
-    det_fault: tuple[bool, ...]
     mode_reason: str
     alarms: frozenset[str]
     local_plan: int

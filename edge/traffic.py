@@ -42,6 +42,20 @@ class IntersectionReading(Protocol):
     def det_fault(self) -> Sequence[bool]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """An ``IntersectionReading`` as a value: what the agent builds from other readings (camera
+    zones laid over a controller's, the scans of one report interval)."""
+
+    mode: str
+    plan: int | None
+    cycle_timer_s: float | None
+    signal: tuple[str, ...]
+    det_count: tuple[int, ...]
+    det_occupancy_pct: tuple[float, ...]
+    det_fault: tuple[bool, ...]
+
+
 class ReadingError(ValueError):
     """A device reading that the contract cannot express (a driver bug or a garbled device)."""
 
@@ -217,19 +231,12 @@ def poisson_tail(count: int, mean: float) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class Report:
+class Report(Reading):
     """One telemetry message's reading: the newest scan's signal state and mode, each
     detector's vehicles summed over the scans since the previous report, its occupancy averaged
     over them and its fault set if any scan saw one. ``early``: sent before the report interval
     for a demand jump."""
 
-    mode: str
-    plan: int | None
-    cycle_timer_s: float | None
-    signal: tuple[str, ...]
-    det_count: tuple[int, ...]
-    det_occupancy_pct: tuple[float, ...]
-    det_fault: tuple[bool, ...]
     early: bool = False
 
 

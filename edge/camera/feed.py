@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from edge.camera.detectors import ZoneInterval
+from edge.traffic import Reading
 
 # The detector tamper names (edge.camera.detectors) in the contract's words, most serious first.
 TAMPER_NAMES = {"covered": "blackout", "moved": "moved", "blurred": "blur", "frozen": "frozen"}
@@ -80,21 +81,7 @@ class FeedAccumulator:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class FedReading:
-    """A controller reading with some detectors replaced by camera zones
-    (``edge.traffic.IntersectionReading``)."""
-
-    mode: str
-    plan: int | None
-    cycle_timer_s: float | None
-    signal: tuple[str, ...]
-    det_count: tuple[int, ...]
-    det_occupancy_pct: tuple[float, ...]
-    det_fault: tuple[bool, ...]
-
-
-def feed_reading(reading: object, feeds: Mapping[int, DetectorFeed]) -> FedReading:
+def feed_reading(reading: object, feeds: Mapping[int, DetectorFeed]) -> Reading:
     """``reading`` with detector k (1-based) replaced by ``feeds[k]``; arrays grow to the highest
     fed detector (detectors between, if any, read 0 and healthy)."""
     count = list(reading.det_count)  # type: ignore[attr-defined]
@@ -108,5 +95,5 @@ def feed_reading(reading: object, feeds: Mapping[int, DetectorFeed]) -> FedReadi
         count[det - 1] = min(feed.count, 65535)
         occ[det - 1] = feed.occupancy_pct
         fault[det - 1] = feed.fault
-    return FedReading(reading.mode, reading.plan, reading.cycle_timer_s,  # type: ignore[attr-defined]
-                      tuple(reading.signal), tuple(count), tuple(occ), tuple(fault))  # type: ignore[attr-defined]
+    return Reading(reading.mode, reading.plan, reading.cycle_timer_s,  # type: ignore[attr-defined]
+                   tuple(reading.signal), tuple(count), tuple(occ), tuple(fault))  # type: ignore[attr-defined]
