@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -57,6 +57,7 @@ from edge.controllers import (
     ControllerDevice,
     ControllerReading,
     ModbusLoop,
+    TakenCounts,
     refusal_text,
 )
 from edge.link import LinkError, display_url
@@ -136,6 +137,7 @@ class _Intersection:
     watch: IntersectionWatch
     gate: ReportGate
     simulated: SimpleIntersection | None = None
+    taken: TakenCounts = field(default_factory=TakenCounts)  # a controller's totals, taken
     controller: ControllerDevice | None = None
     reading_failed: bool = False  # a reading out of contract was logged; log once per streak
 
@@ -425,7 +427,10 @@ class EdgeAgent:
     def _publish_poll(self, iid: str, poller: Poller[Any]) -> None:
         snapshot = poller.snapshot if poller.available else None
         intersection = self._intersections[iid]
-        alarms = snapshot.alarms if isinstance(snapshot, ControllerReading) else None
+        alarms = None
+        if isinstance(snapshot, ControllerReading):
+            alarms = snapshot.alarms
+            snapshot = intersection.taken.take(snapshot)  # a folded poll's vehicles too
         if snapshot is not None and self.cameras is not None:
             feeds = self.cameras.feeds(iid)
             if feeds:  # camera zones stand in for some of the detectors

@@ -7,7 +7,8 @@ loss, status + detectors, the watchdog kick while the control room is alive), th
 controller reading onto the contract's telemetry fields, and the plan and override commands
 (converted from the contract's bodies, judged against the controller's own limits with
 ``devices.controller.safety`` before anything is written, written and confirmed by the driver).
-The pure pieces — ``reading_from``, ``CountTracker``, ``plan_from_body``, ``prepare`` — do no I/O.
+The pure pieces — ``reading_from``, ``CountTracker``, ``TakenCounts``, ``plan_from_body``,
+``prepare`` — do no I/O.
 It knows nothing of MQTT: ``edge.app`` polls these devices and publishes what they read.
 """
 
@@ -19,7 +20,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -152,10 +153,12 @@ class ControllerReading(Reading):
     pending_plan: int | None
     watchdog_left_s: float
     uptime_s: int
+    det_total: tuple[int, ...] = ()  # vehicles per detector since the agent started (CountTracker)
 
 
 class CountTracker:
-    """Vehicles per poll from the controllers' wrapping volume counters.
+    """Vehicles per poll from the controllers' wrapping volume counters, and their running
+    totals since the agent started.
 
     The first reading, the first after a lost contact and the first after a controller restart
     (uptime went back) have no baseline: they count zero rather than a burst of everything
@@ -165,6 +168,7 @@ class CountTracker:
     def __init__(self) -> None:
         self._volumes: tuple[int, ...] | None = None
         self._uptime_s = -1
+        self.totals: tuple[int, ...] = ()
 
     def reset(self) -> None:
         self._volumes = None
@@ -173,12 +177,39 @@ class CountTracker:
         before = self._volumes
         restarted = uptime_s < self._uptime_s
         self._volumes, self._uptime_s = volumes, uptime_s
+        if len(self.totals) != len(volumes):
+            self.totals = (0,) * len(volumes)  # another detector set: totals start over
         if before is None or restarted or len(before) != len(volumes):
             return (0,) * len(volumes)
-        return tuple(volume_delta(b, a) for b, a in zip(before, volumes, strict=True))
+        counts = tuple(volume_delta(b, a) for b, a in zip(before, volumes, strict=True))
+        self.totals = tuple(t + c for t, c in zip(self.totals, counts, strict=True))
+        return counts
 
 
-def reading_from(snapshot: Snapshot, ident: Identity, counts: tuple[int, ...]) -> ControllerReading:
+class TakenCounts:
+    """Per intersection, what the publisher last took of a controller's running totals.
+
+    An agent's pollers hand their readings to one publisher thread and, when it lags, a poll's
+    call is folded into the next one (``AsyncPoller``): the skipped reading's per-poll counts
+    would be lost. The publisher counts from the totals instead, so a skipped poll's vehicles
+    come with the next reading it takes.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[int, ...] = ()
+
+    def take(self, reading: ControllerReading) -> ControllerReading:
+        """``reading`` with det_count = vehicles since the last reading taken."""
+        total = reading.det_total
+        if len(total) != len(reading.det_count):
+            return reading  # no totals: its own counts
+        last = self._last if len(self._last) == len(total) else (0,) * len(total)
+        self._last = total
+        return replace(reading, det_count=tuple(t - b for t, b in zip(total, last, strict=True)))
+
+
+def reading_from(snapshot: Snapshot, ident: Identity, counts: tuple[int, ...],
+                 totals: tuple[int, ...] = ()) -> ControllerReading:
     status = snapshot.status
     return ControllerReading(
         mode=MODE_NAMES[status.mode].value,
@@ -194,6 +225,7 @@ def reading_from(snapshot: Snapshot, ident: Identity, counts: tuple[int, ...]) -
         pending_plan=status.pending_plan or None,
         watchdog_left_s=status.watchdog_left_ds / 10,
         uptime_s=status.uptime_s,
+        det_total=totals,
     )
 
 
@@ -361,7 +393,7 @@ class ControllerDevice:
             raise
         counts = self._counts.counts(tuple(d.volume for d in snapshot.detectors),
                                      snapshot.status.uptime_s)
-        return reading_from(snapshot, ident, counts)
+        return reading_from(snapshot, ident, counts, self._counts.totals)
 
     async def _feed_watchdog(self, left_ds: int) -> None:
         """Kick while the control room is alive, once less than ``KICK_BELOW`` of the watchdog

@@ -13,7 +13,14 @@ from pydantic import ValidationError
 from devices.controller.codec import Identity, PhaseTiming
 from devices.controller.registers import CommandCode
 from edge.contract import EventKind, OverrideBody, PlanBody
-from edge.controllers import CommandRefused, CountTracker, plan_from_body, prepare
+from edge.controllers import (
+    CommandRefused,
+    ControllerReading,
+    CountTracker,
+    TakenCounts,
+    plan_from_body,
+    prepare,
+)
 from edge.liveness import ControlRoomLiveness
 from edge.settings import EdgeSettings
 from edge.status import StatusError, read_status, render, write_status
@@ -64,6 +71,26 @@ def test_counts_are_deltas_of_the_wrapping_counters_without_bursts() -> None:
     assert counts.counts((1, 0), 1) == (0, 0)  # the controller restarted
     counts.reset()
     assert counts.counts((9, 9), 5) == (0, 0)
+    assert counts.counts((12, 10), 6) == (3, 1)
+    assert counts.totals == (6, 4)  # 3 + 0 + 3 and 3 + 0 + 1: resets add nothing
+    assert counts.counts((1, 2, 3), 7) == (0, 0, 0) and counts.totals == (0, 0, 0)
+
+
+def controller_reading(counts: tuple[int, ...], totals: tuple[int, ...]) -> ControllerReading:
+    return ControllerReading("central", 5, 0.0, ("G", "R"), counts, (0.0,) * len(counts),
+                             (False,) * len(counts), "normal", frozenset(), 1, None, 30.0, 100,
+                             det_total=totals)
+
+
+def test_a_poll_the_publisher_skipped_loses_no_vehicle_and_none_is_counted_twice() -> None:
+    taken = TakenCounts()
+    assert taken.take(controller_reading((2, 0), (2, 0))).det_count == (2, 0)
+    # Two polls counted (1, 1) and (0, 3); the publisher lagged and took only the second.
+    assert taken.take(controller_reading((0, 3), (3, 4))).det_count == (1, 4)
+    # The same reading taken twice (a listener call that ran late): nothing the second time.
+    assert taken.take(controller_reading((0, 3), (3, 4))).det_count == (0, 0)
+    # Another detector set: its totals count from zero.
+    assert taken.take(controller_reading((1, 1, 1), (1, 1, 1))).det_count == (1, 1, 1)
 
 
 def test_alarm_edges_become_fallback_conflict_and_alarm_events() -> None:
