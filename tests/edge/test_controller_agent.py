@@ -461,12 +461,13 @@ def test_an_unreachable_controller_is_reported_and_shown_by_kota_edge_status(
     recorder.wait_for(is_telemetry(lambda t: t.mode == "local_fixed"))
     status_file = tmp_path / "edge" / "status.json"
 
-    def shown_available() -> bool:
+    def shown_available() -> bool:  # the file is rewritten every 0.2 s: it may lag the telemetry
         try:
-            return json.loads(status_file.read_text())["devices"][IID]["available"]
+            device = json.loads(status_file.read_text())["devices"][IID]
         except FileNotFoundError:
             return False
-    wait_until(shown_available, what="status file showing the controller")
+        return device["available"] and device["mode"] == "local_fixed"
+    wait_until(shown_available, what="status file showing the controller on its local plan")
     assert kota_main(["edge", "status", "--state-dir", state_dir]) == 0
     table = capsys.readouterr().out
     assert IID in table and "127.0.0.1:" in table and "Kota Pintar SIM-ATCS 1.0.0" in table
