@@ -1,15 +1,16 @@
 """The edge agent's composition root: builds outbox, link, devices and pollers, in start order.
 
 One ``EdgeAgent`` is one run of the agent and one epoch. Devices — simulated intersections and
-real controllers over Modbus TCP — are polled by one ``Poller`` each; after every poll any change becomes a TrafficEvent, and
-the intersection's ``ReportGate`` decides whether the polls so far become a TrafficTelemetry
-(one per poll interval; a controller is read several times per interval and a demand jump is
-reported at once; none while the device is unavailable). Commands arrive through the link's inbound worker, are
-checked against the contract (schema, intersection, issuer, expiry, then the controller's own
-safety limits) and answered with acks. Controller watchdogs are fed only while the control room
-is alive (``liveness``). Attendance machines are the office agent's (``office``), cameras the
-camera agent's (``camera.agent``); camera zones that stand in for an intersection's detectors
-are laid over its readings before its telemetry is built. A status file for ``kota edge status`` is rewritten every poll interval.
+real controllers over Modbus TCP — are polled by one ``Poller`` each; after every poll any
+change becomes a TrafficEvent, and the intersection's ``ReportGate`` decides whether the polls
+so far become a TrafficTelemetry (one per poll interval; a controller is read several times per
+interval and a demand jump is reported at once; none while the device is unavailable).
+Commands arrive through the link's inbound worker, are checked against the contract (schema,
+intersection, issuer, expiry, then the controller's own safety limits) and answered with acks.
+Controller watchdogs are fed only while the control room is alive (``liveness``). Attendance
+machines are the office agent's (``office``), cameras the camera agent's (``camera.agent``);
+camera zones that stand in for an intersection's detectors are laid over its readings before its
+telemetry is built. A status file for ``kota edge status`` is rewritten every poll interval.
 This module wires; the logic lives in ``traffic``, ``controllers``, ``liveness``, ``pollers``,
 ``link``, ``outbox`` and ``status``.
 """
