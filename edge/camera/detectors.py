@@ -102,6 +102,20 @@ class ZoneDetectorConfig:
     night_level: float = 45.0                    # mean grey below this: count headlights
     lamp_level: int = 150                        # grey level of a lit headlamp
     lamp_on_fraction: float = 0.006
+    gap_ratio: float = 0.2                       # counting: a dip to this × the peak is a gap
+    # Road colour (per-channel median and robust spread of the zones' background pixels):
+    # MOG2 foreground that looks like road is a ghost, not a vehicle.
+    road_every: int = 5                          # frames between road-colour samples
+    road_k: float = 4.0                          # "looks like road": within k robust sds
+    road_min_tol: float = 6.0                    # grey levels, however clean the picture
+    shadow_range: tuple[float, float] = (0.45, 0.95)   # a shadow darkens the road this much
+    # Far from the road colour (road_k × far_k sds) counts as vehicle even where MOG2 has
+    # absorbed it (a queue standing through a red), except on static structure: pixels
+    # that looked like road less than structure_share of the last structure_s (paint).
+    far_from_road: bool = True
+    far_k: float = 2.5
+    structure_s: float = 120.0
+    structure_share: float = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +133,16 @@ class ZoneInterval:
 
 
 class ZoneDetector:
-    """All zones of one camera: MOG2 foreground (shadows as background) → per-zone presence."""
+    """All zones of one camera: MOG2 foreground checked against the road's colour → presence.
+
+    MOG2 alone (shadows as background) errs both ways on a stop line: a vehicle standing
+    through a red fades into its background after about 0.1 × history, and a queue it
+    learned (the warm-up's, or one that faded) leaves a ghost when it drives off, holding
+    the zone on through the platoon. The road's own colour, sampled from the zones, settles
+    both: foreground that looks like road (or its shadow) is a ghost and does not count,
+    and a pixel far from road colour counts whatever MOG2 says, except on static structure
+    that never looks like road (paint). By night only the first holds (headlight glow).
+    """
 
     def __init__(self, config: ZoneDetectorConfig, frame_size: tuple[int, int]) -> None:
         self.config = c = config
@@ -144,6 +167,19 @@ class ZoneDetector:
             x1, y1 = min(x + w, sw), min(y + h, sh)
             sub = np.ascontiguousarray(mask[y0:y1, x0:x1])
             self._boxes.append((slice(y0, y1), slice(x0, x1), sub, max(1, cv2.countNonZero(sub))))
+        union = np.zeros((sh, sw), bool)
+        for ys, xs, zmask, _ in self._boxes:
+            union[ys, xs] |= zmask > 0
+        self._zone_pixels = np.flatnonzero(union)
+        self._road_stats: np.ndarray | None = None       # [median, robust sd] per channel
+        self._road_samples = 0
+        self._structure_checks = 0
+        self._road: tuple[np.ndarray, ...] = ()     # inRange bounds: road, shadowed road
+        self._road_far: tuple[np.ndarray, ...] = ()
+        self._road_share = np.zeros((sh, sw), np.float32)
+        self._not_structure = np.full((sh, sw), 255, np.uint8)
+        self._structure_every = max(1, round(c.fps))
+        self._structure_n = max(1, round(c.structure_s * c.fps / self._structure_every))
         n = len(c.zones)
         self._state = HysteresisState.empty(n)
         self._frames_seen = 0
@@ -151,6 +187,8 @@ class ZoneDetector:
         self._reset_interval()
         self.fraction = np.zeros(n)
         self._lamps = HysteresisState.empty(n)
+        self._passes = HysteresisState.empty(n)
+        self._peak = np.zeros(n)
         self._lamp_fraction = np.zeros(n)
 
     def _reset_interval(self) -> None:
@@ -186,12 +224,37 @@ class ZoneDetector:
                 else 1.0 / self._history)
         mask = self._mog.apply(small, learningRate=rate)
         fg = cv2.threshold(mask, SHADOW, 255, cv2.THRESH_BINARY)[1]  # shadows → background
+        if not self._road or self._frames_seen % c.road_every == 0:
+            self._learn_road(small, mask)
+        night = self._level_ref is not None and self._level_ref < c.night_level
+        # At night headlight glow runs ahead of the vehicles and is far from the dark road's
+        # colour too: there only MOG2's foreground counts.
+        far_from_road = c.far_from_road and not night
+        if far_from_road and self._frames_seen % self._structure_every == 0:
+            self._learn_structure(small)
+        # A vehicle pixel: MOG2 foreground that does not look like road (what looks like road
+        # is a ghost: road revealed where the model had learned a vehicle), or far from road
+        # colour off static structure (a vehicle MOG2 has absorbed, or one painted in a colour
+        # a standing queue has taught MOG2's mixture).
+        vehicle = cv2.bitwise_and(fg, cv2.bitwise_not(self._road_like(small)))
+        if far_from_road:
+            far = cv2.bitwise_not(self._road_like(small, far=True))
+            vehicle = cv2.bitwise_or(vehicle, cv2.bitwise_and(far, self._not_structure))
         fraction = self.fraction
         for i, (ys, xs, zmask, area) in enumerate(self._boxes):
-            fraction[i] = cv2.countNonZero(cv2.bitwise_and(fg[ys, xs], zmask)) / area
-        self._state, rising = presence_step(self._state, fraction, c.on_fraction,
-                                            c.off_fraction, c.min_on_frames, c.min_off_frames)
-        if self._level_ref is not None and self._level_ref < c.night_level:
+            fraction[i] = cv2.countNonZero(cv2.bitwise_and(vehicle[ys, xs], zmask)) / area
+        if self._frames_seen <= self._warmup:
+            fraction[:] = 0.0       # the models are still learning: nothing is present yet
+        self._state, _ = presence_step(self._state, fraction, c.on_fraction,
+                                       c.off_fraction, c.min_on_frames, c.min_off_frames)
+        # Counting has its own hysteresis: a dip to gap_ratio of the peak since it went on is
+        # the gap between two vehicles (a discharging queue never quite empties a 3 m zone);
+        # presence keeps the plain one, the zone is not free in that dip.
+        off = np.maximum(c.off_fraction, c.gap_ratio * self._peak)
+        self._passes, rising = presence_step(self._passes, fraction, c.on_fraction, off,
+                                             c.min_on_frames, c.min_off_frames)
+        self._peak = np.where(self._passes.on, np.maximum(self._peak, fraction), 0.0)
+        if night:
             # At night the headlight glow bridges the gap between vehicles, so presence edges
             # undercount; the lamps themselves are the vehicles' clearest mark: count their
             # rising edges instead (front-to-front spacing exceeds a 3 m zone).
@@ -207,6 +270,66 @@ class ZoneDetector:
         self._frames += 1
         self._faulty |= faulty
         return self._state.on
+
+    def _learn_road(self, small: np.ndarray, mask: np.ndarray) -> None:
+        """Road colour and spread from the zone pixels MOG2 calls background (running average).
+
+        Median and a spread from the closest quarter of the sample, so vehicles MOG2 has
+        absorbed (a standing queue, the warm-up's) move neither; once known, pixels far from
+        it are left out of the sample as well.
+        """
+        c = self.config
+        bgr = small.reshape(-1, small.shape[2] if small.ndim == 3 else 1)[self._zone_pixels]
+        background = bgr[mask.reshape(-1)[self._zone_pixels] == 0]
+        if len(background) >= 50:
+            bgr = background
+        elif self._road_stats is not None:
+            return                  # hardly any background in the zones: keep what we had
+        if self._road_stats is not None:
+            # Trimmed: vehicles MOG2 has absorbed (a standing queue) are not road.
+            med, sd = self._road_stats
+            near = np.all(np.abs(bgr - med) <= np.maximum(3 * c.road_k * sd, 20.0), axis=1)
+            if near.sum() < 50:
+                return
+            bgr = bgr[near]
+        med = np.median(bgr, axis=0)
+        sd = np.percentile(np.abs(bgr - med), 25, axis=0) / 0.3186
+        self._road_samples += 1
+        rate = max(1.0 / self._road_samples, 0.05)
+        if self._road_stats is None:
+            self._road_stats = np.stack([med, sd])
+        else:
+            self._road_stats += rate * (np.stack([med, sd]) - self._road_stats)
+        med, sd = self._road_stats
+        tol = np.maximum(c.road_k * sd, c.road_min_tol)
+        lo_s, hi_s = c.shadow_range
+        self._road = self._bounds(med, tol, lo_s, hi_s)
+        self._road_far = self._bounds(med, tol * c.far_k, lo_s, hi_s)
+
+    @staticmethod
+    def _bounds(med: np.ndarray, tol: np.ndarray, lo_s: float, hi_s: float
+                ) -> tuple[np.ndarray, ...]:
+        """inRange bounds of road, and of road darkened by a shadow (lo_s..hi_s of it)."""
+        return (np.clip(med - tol, 0, 255), np.clip(med + tol, 0, 255),
+                np.clip(med * lo_s - tol / 2, 0, 255), np.clip(med * hi_s + tol / 2, 0, 255))
+
+    def _road_like(self, img: np.ndarray, far: bool = False) -> np.ndarray:
+        """255 where a pixel looks like road or shadowed road (``far``: the wide tolerance)."""
+        lo, hi, slo, shi = self._road_far if far else self._road
+        return cv2.bitwise_or(cv2.inRange(img, lo, hi), cv2.inRange(img, slo, shi))
+
+    def _learn_structure(self, small: np.ndarray) -> None:
+        """Pixels that hardly ever look like road over ``structure_s``: paint, kerbs, stains.
+
+        An average of "this pixel looks like road" sampled once a second: where vehicles
+        come and go the road shows between them; on the stop line it never does.
+        """
+        road = (self._road_like(small) > 0).astype(np.float32)
+        self._structure_checks += 1
+        rate = 1.0 / min(self._structure_checks, self._structure_n)
+        self._road_share += rate * (road - self._road_share)
+        self._not_structure = np.where(self._road_share < self.config.structure_share, 0,
+                                       255).astype(np.uint8)
 
     def queue(self) -> tuple[int, ...]:
         return tuple(int(q) for q in queue_lengths(self._state.on, self._chains))

@@ -10,6 +10,9 @@ from edge.camera.detectors import (
     HysteresisState,
     TamperConfig,
     TamperDetector,
+    ZoneConfig,
+    ZoneDetector,
+    ZoneDetectorConfig,
     presence_series,
     presence_step,
     queue_lengths,
@@ -70,6 +73,76 @@ def test_interval_in_loop_detector_shape() -> None:
     assert all(0.0 <= o <= 100.0 for o in out.det_occupancy_pct) and out.frames == 30
     assert len(out.queue_zones) == 3 and not any(out.det_fault)
     assert det.interval().det_fault == (True,) * n     # no frames: faulty, like a dead loop
+
+
+# --------------------------------------------------------------------------- one zone, by hand
+
+ZONE = ((200, 150), (300, 150), (300, 200), (200, 200))     # full-frame pixels
+CAR = (210, 158, 290, 192)                                  # x0, y0, x1, y1 inside the zone
+
+
+class _Road:
+    """Plain grey road with sensor noise (never the same field twice in a row)."""
+
+    def __init__(self, paint: bool = False) -> None:
+        rng = np.random.default_rng(1)
+        texture = rng.normal(85, 4, (HEIGHT, WIDTH, 1)).clip(0, 255).astype(np.uint8)
+        self.base = np.repeat(texture, 3, axis=2)          # asphalt
+        if paint:                               # a painted stripe across the zone
+            cv2.rectangle(self.base, (245, 150), (250, 200), (235, 235, 235), -1)
+        noise = rng.normal(0, 3, (4, HEIGHT, WIDTH, 3))
+        self.pos = np.clip(noise, 0, 255).astype(np.uint8)
+        self.neg = np.clip(-noise, 0, 255).astype(np.uint8)
+        self.i = 0
+
+    def frame(self, car: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        img = self.base.copy()
+        if car is not None:
+            cv2.rectangle(img, car[:2], (car[2] - 1, car[3] - 1), (165, 165, 170), -1)
+        self.i += 1
+        return cv2.subtract(cv2.add(img, self.pos[self.i % 4]), self.neg[self.i % 4])
+
+
+def _one_zone() -> ZoneDetector:
+    return ZoneDetector(ZoneDetectorConfig(zones=(ZoneConfig("Z", ZONE),), fps=FPS),
+                        (WIDTH, HEIGHT))
+
+
+def test_a_vehicle_standing_through_the_warm_up_leaves_no_ghost() -> None:
+    # The warm-up learns the standing vehicle as background; the road it reveals when it
+    # leaves looks like road, so the zone is free at once (MOG2 alone kept it on ~30 s).
+    road, det = _Road(), _one_zone()
+    for _ in range(100):
+        det.update(det.small(road.frame(CAR)))
+    free = [bool(det.update(det.small(road.frame()))[0]) for _ in range(200)]
+    assert not any(free[5:])
+
+
+def test_a_vehicle_standing_longer_than_a_red_does_not_fade() -> None:
+    # MOG2 absorbs a still object after about a tenth of its history (30 s here); the
+    # vehicle is far from road colour, so the zone stays occupied for all 90 s.
+    road, det = _Road(), _one_zone()
+    for _ in range(200):
+        det.update(det.small(road.frame()))
+    standing = [bool(det.update(det.small(road.frame(CAR)))[0]) for _ in range(900)]
+    assert all(standing[1:])
+    after = [bool(det.update(det.small(road.frame()))[0]) for _ in range(50)]
+    assert not any(after[5:])
+    assert det.interval().det_count == (1,)
+
+
+def test_paint_in_a_zone_does_not_hold_it_on() -> None:
+    # The stripe never looks like road: after a second it is structure, and only MOG2 can
+    # see a vehicle over it; a vehicle driving through counts once.
+    road, det = _Road(paint=True), _one_zone()
+    empty = [bool(det.update(det.small(road.frame()))[0]) for _ in range(300)]
+    assert not any(empty[20:])
+    det.interval()
+    for x in range(0, 520, 12):                 # 12 px per frame (12 m/s) left to right
+        det.update(det.small(road.frame((x, 158, x + 60, 192))))
+    after = [bool(det.update(det.small(road.frame()))[0]) for _ in range(30)]
+    assert not any(after[5:])
+    assert det.interval().det_count == (1,)
 
 
 # --------------------------------------------------------------------------- scenes
