@@ -447,9 +447,12 @@ class TamperDetector:
         grey32 = np.minimum(gray, max(8.0, 2.0 * mean_v)).astype(np.float32)
         if self._window is None:
             self._window = cv2.createHanningWindow(grey32.shape[::-1], cv2.CV_32F)
-        if s.reference is None or s.frames <= self._warmup:
-            s.reference = grey32
-        (dx, dy), response = cv2.phaseCorrelate(s.reference, grey32, self._window)
+        if not dark and (s.reference is None or s.frames <= self._warmup):
+            s.reference = grey32    # a covered picture is no reference for "moved"
+        if s.reference is not None:
+            (dx, dy), response = cv2.phaseCorrelate(s.reference, grey32, self._window)
+        else:
+            (dx, dy), response = (0.0, 0.0), 0.0
         shift = float(np.hypot(dx, dy))
         if s.baseline is None:
             s.baseline = lap_var

@@ -199,6 +199,20 @@ def test_tamper_clears_after_the_camera_recovers() -> None:
     assert 12.0 < events[1][2] <= 17.0      # cleared 3 s (clear_s) after the cover went
 
 
+def test_a_camera_covered_from_the_start_is_not_called_moved_when_uncovered() -> None:
+    # The agent may start while the lens is covered: the covered picture is no reference for
+    # "moved", the first clear picture is.
+    scene = Scene(SceneConfig(seed=5))
+    det = detector_for(scene, FPS)
+    tamper = TamperDetector(TamperConfig(fps=FPS))
+    events = []
+    for i in range(200):
+        t = i / FPS
+        frame, _ = scene.frame(t, tamper="covered" if t < 8.0 else None)
+        events += [(e.kind, e.active) for e in tamper.update(det.small(frame))]
+    assert events == [("covered", True), ("covered", False)]
+
+
 @pytest.mark.parametrize("condition", ["day", "night"])
 def test_no_tamper_false_alarm_in_ten_minutes(condition: str) -> None:
     # Ten simulated minutes at 1 fps (the detector is told its fps), lighting drift included;
