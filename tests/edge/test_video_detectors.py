@@ -185,15 +185,23 @@ def test_tamper_raised_within_5_s(kind: str, condition: str) -> None:
     assert delay is not None and delay <= 5.0
 
 
-def test_tamper_clears_after_the_camera_recovers() -> None:
+def covered_events(covered_from_s: float, covered_until_s: float
+                   ) -> list[tuple[str, bool, float]]:
+    """Tamper events (kind, raised, at s) over 20 s of scene with the lens covered between."""
     scene = Scene(SceneConfig(seed=5))
     det = detector_for(scene, FPS)
     tamper = TamperDetector(TamperConfig(fps=FPS))
     events = []
     for i in range(200):
         t = i / FPS
-        frame, _ = scene.frame(t, tamper="covered" if 6.0 <= t < 12.0 else None)
+        frame, _ = scene.frame(t, tamper="covered" if covered_from_s <= t < covered_until_s
+                               else None)
         events += [(e.kind, e.active, e.frame / FPS) for e in tamper.update(det.small(frame))]
+    return events
+
+
+def test_tamper_clears_after_the_camera_recovers() -> None:
+    events = covered_events(6.0, 12.0)
     kinds = [(k, a) for k, a, _ in events]
     assert kinds == [("covered", True), ("covered", False)]
     assert 12.0 < events[1][2] <= 17.0      # cleared 3 s (clear_s) after the cover went
@@ -202,15 +210,8 @@ def test_tamper_clears_after_the_camera_recovers() -> None:
 def test_a_camera_covered_from_the_start_is_not_called_moved_when_uncovered() -> None:
     # The agent may start while the lens is covered: the covered picture is no reference for
     # "moved", the first clear picture is.
-    scene = Scene(SceneConfig(seed=5))
-    det = detector_for(scene, FPS)
-    tamper = TamperDetector(TamperConfig(fps=FPS))
-    events = []
-    for i in range(200):
-        t = i / FPS
-        frame, _ = scene.frame(t, tamper="covered" if t < 8.0 else None)
-        events += [(e.kind, e.active) for e in tamper.update(det.small(frame))]
-    assert events == [("covered", True), ("covered", False)]
+    events = covered_events(0.0, 8.0)
+    assert [(k, a) for k, a, _ in events] == [("covered", True), ("covered", False)]
 
 
 @pytest.mark.parametrize("condition", ["day", "night"])
