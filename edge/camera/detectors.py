@@ -230,13 +230,14 @@ class ZoneDetector:
         # At night headlight glow runs ahead of the vehicles and is far from the dark road's
         # colour too: there only MOG2's foreground counts.
         far_from_road = c.far_from_road and not night
+        road = self._road_like(small)
         if far_from_road and self._frames_seen % self._structure_every == 0:
-            self._learn_structure(small)
+            self._learn_structure(road)
         # A vehicle pixel: MOG2 foreground that does not look like road (what looks like road
         # is a ghost: road revealed where the model had learned a vehicle), or far from road
         # colour off static structure (a vehicle MOG2 has absorbed, or one painted in a colour
         # a standing queue has taught MOG2's mixture).
-        vehicle = cv2.bitwise_and(fg, cv2.bitwise_not(self._road_like(small)))
+        vehicle = cv2.bitwise_and(fg, cv2.bitwise_not(road))
         if far_from_road:
             far = cv2.bitwise_not(self._road_like(small, far=True))
             vehicle = cv2.bitwise_or(vehicle, cv2.bitwise_and(far, self._not_structure))
@@ -318,13 +319,14 @@ class ZoneDetector:
         lo, hi, slo, shi = self._road_far if far else self._road
         return cv2.bitwise_or(cv2.inRange(img, lo, hi), cv2.inRange(img, slo, shi))
 
-    def _learn_structure(self, small: np.ndarray) -> None:
+    def _learn_structure(self, road_like: np.ndarray) -> None:
         """Pixels that hardly ever look like road over ``structure_s``: paint, kerbs, stains.
 
-        An average of "this pixel looks like road" sampled once a second: where vehicles
-        come and go the road shows between them; on the stop line it never does.
+        An average of "this pixel looks like road" (``road_like``, this frame's
+        ``_road_like``) sampled once a second: where vehicles come and go the road shows
+        between them; on the stop line it never does.
         """
-        road = (self._road_like(small) > 0).astype(np.float32)
+        road = (road_like > 0).astype(np.float32)
         self._structure_checks += 1
         rate = 1.0 / min(self._structure_checks, self._structure_n)
         self._road_share += rate * (road - self._road_share)
