@@ -23,6 +23,11 @@ WATCHDOG_MAX_S = 600.0
 DEFAULT_SCAN_S = 0.25  # how often a controller is read by default (ControllerSettings.scan_s)
 
 
+def default_scan_s(poll_interval_s: float) -> float:
+    """How often a controller is read when its settings name no scan_interval_s."""
+    return min(DEFAULT_SCAN_S, poll_interval_s)
+
+
 class SimulatedIntersectionSettings(BaseModel):
     """A stand-in intersection device: a fixed-time signal and detectors with synthetic traffic."""
 
@@ -93,7 +98,7 @@ class ControllerSettings(BaseModel):
         """How often the controller is read (``scan_interval_s`` or its default)."""
         if self.scan_interval_s is not None:
             return self.scan_interval_s
-        return min(DEFAULT_SCAN_S, self.poll_interval_s)
+        return default_scan_s(self.poll_interval_s)
 
     @model_validator(mode="after")
     def _scan_within_poll(self) -> ControllerSettings:

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.settings import DEFAULT_SCAN_S
+from edge.settings import default_scan_s
 from kota.bench_stack import BenchError, StackParts, run_bench
 from kota.city import (
     Child,
@@ -825,7 +825,7 @@ def figures(bench: LoopBench, warmup_s: float, m: dict[str, Any]) -> dict[str, A
         "database": "external" if o.database_url else "embedded PostgreSQL",
         "edge_poll_interval_s": o.poll_interval_s,
         "edge_scan_interval_s": (o.scan_interval_s if o.scan_interval_s is not None
-                                 else min(DEFAULT_SCAN_S, o.poll_interval_s)),
+                                 else default_scan_s(o.poll_interval_s)),
         "plan_interval_s": o.plan_interval_s,
         "controlroom_tick_s": o.tick_s, "surge_replan": o.surge_replan,
         "background_traffic_level": o.traffic_level,
