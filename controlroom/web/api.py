@@ -29,7 +29,7 @@ from controlroom.storage.store import AuditRecord, StorageError, Store
 from controlroom.traffic.access import KeyRing, Operator
 from controlroom.traffic.layout import CityLayout
 from controlroom.traffic.service import OperatorActionError, TrafficService
-from controlroom.web.alarms import alarms_router
+from controlroom.web.alarms import alarms_router, split_text
 from controlroom.web.attendance import attendance_router
 from controlroom.web.attendance_views import attendance_views_router
 from controlroom.web.auth import auth_router
@@ -193,6 +193,8 @@ def create_api(store: Store, health: Callable[[], dict[str, Any]], *, city: str,
             command["acks"] = [_jsonable(a) for a in store.acks(command["cmd_id"])]
         body["last_command"] = command
         body["alarms"] = [_jsonable(a) for a in store.alarms(intersection_id=intersection_id)]
+        for alarm in body["alarms"]:  # the reader's language, as on the alarm board
+            alarm["text_id"], alarm["text_en"] = split_text(alarm["text"])
         return body
 
     @app.get("/api/alarms", summary="Open alarms (state=all: history too), newest first")

@@ -28,14 +28,6 @@ export function onLang(fn) {
   return () => listeners.delete(fn);
 }
 
-/** A stored "Bahasa Indonesia / English" text (alarms) in the current language; a text
- * without the separator is shown as it is. */
-export function bilingual(text) {
-  const at = (text || "").indexOf(" / ");
-  if (at < 0) return text || "";
-  return lang() === "en" ? text.slice(at + 3) : text.slice(0, at);
-}
-
 /** Add a page's strings: {id: {key: text}, en: {key: text}}. Keys are shared: prefix them. */
 export function addStrings(dict) {
   for (const l of LANGS) Object.assign(strings[l], dict[l] || {});

@@ -5,9 +5,10 @@
 // /history once a minute; changes go through the audited POST endpoints, which check the role
 // again (the controls are only hidden here). Without an id it lists the intersections.
 import {
-  api, bilingual, clear, confirmDialog, errorText, every, fmtDateTime, fmtNumber, fmtTime, h, hasRole, lang,
+  api, clear, confirmDialog, errorText, every, fmtDateTime, fmtNumber, fmtTime, h, hasRole, lang,
   site, t, toast, useCss,
 } from "../core.js";
+import { alarmText } from "./alarms.js";
 
 const OVERRIDE_ROLES = ["operator", "supervisor", "admin"];
 const LIVE_MS = 1000;
@@ -503,7 +504,7 @@ function mountIntersection(el, id) {
     if (!alarms.length) { alarmBox.append(h("p", { class: "muted", id: "ix-no-alarms" }, t("ix.no_alarms"))); return; }
     alarmBox.append(h("ul", { class: "ix-alarms" }, alarms.map((a) => h("li", { "data-code": a.code },
       h("span", { class: `badge ${a.severity === "critical" ? "bad" : a.severity === "warning" ? "warn" : ""}` }, a.severity),
-      " ", h("strong", {}, a.code), a.subject ? ` (${a.subject})` : "", ` — ${bilingual(a.text)} `,
+      " ", h("strong", {}, a.code), a.subject ? ` (${a.subject})` : "", ` — ${alarmText(a)} `,
       h("span", { class: "muted" }, fmtDateTime(a.opened_at))))));
   }
 
